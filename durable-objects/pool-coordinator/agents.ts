@@ -1,0 +1,170 @@
+import { ApiError } from "../../src/shared/errors";
+import { randomToken } from "./ids";
+import { canTransition } from "./lifecycle";
+import { AGENT_STATES, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type Principal } from "./types";
+
+interface AgentRow {
+  [column: string]: SqlStorageValue;
+  agent_id: string;
+  tenant: string | null;
+  state: AgentState;
+  capabilities: string;
+  cpu: number;
+  memory_mb: number;
+  gpu: number;
+  max_concurrency: number;
+  load: string;
+  metadata: string;
+  breaker: "closed" | "open" | "half_open";
+  last_heartbeat_at: number;
+  registered_at: number;
+  timer_at: number | null;
+}
+
+const IDLE_LOAD: AgentLoad = { currentLoad: 0, queueDepth: 0, avgLatencyMs: 0 };
+
+/**
+ * The agent registry of one pool. Like the task store, every method is a synchronous step inside the
+ * coordinator's transaction; in-flight counts come from the tasks table, so they cannot drift.
+ */
+export class AgentStore {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly pool: string,
+    private readonly inFlight: (agentId: string) => number,
+  ) {}
+
+  /**
+   * Registers an agent (pending -> initializing -> running in one step). Registering an id that exists
+   * replaces its registration and keeps its leases, so a restarted agent process picks up where it was.
+   */
+  register(principal: Principal, input: AgentInput, now: number): AgentRecord {
+    const agentId = input.agentId ?? `agent-${randomToken(9)}`;
+    const existing = this.row(agentId);
+    if (existing && !this.mayAct(principal, existing)) {
+      throw new ApiError("conflict", `agent id ${agentId} is taken in pool ${this.pool}`);
+    }
+    const tenant = principal.allTenants ? null : principal.tenant;
+    this.sql.exec(
+      `INSERT INTO agents (agent_id, tenant, state, capabilities, cpu, memory_mb, gpu, max_concurrency, load, metadata,
+         last_heartbeat_at, registered_at)
+       VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+       ON CONFLICT (agent_id) DO UPDATE SET tenant = ?2, state = 'running', capabilities = ?3, cpu = ?4, memory_mb = ?5,
+         gpu = ?6, max_concurrency = ?7, metadata = ?9, last_heartbeat_at = ?10, registered_at = ?10`,
+      agentId,
+      tenant,
+      JSON.stringify([...new Set(input.capabilities)].sort()),
+      input.resources.cpu,
+      input.resources.memoryMb,
+      input.resources.gpu,
+      input.maxConcurrency,
+      JSON.stringify(IDLE_LOAD),
+      input.metadata,
+      now,
+    );
+    return this.get(principal, agentId);
+  }
+
+  get(principal: Principal, agentId: string): AgentRecord {
+    const row = this.row(agentId);
+    if (!row || !this.mayAct(principal, row)) throw new ApiError("not_found", `no agent ${agentId} in pool ${this.pool}`);
+    return this.record(row);
+  }
+
+  list(principal: Principal): AgentRecord[] {
+    return this.sql
+      .exec<AgentRow>("SELECT * FROM agents ORDER BY registered_at, agent_id")
+      .toArray()
+      .filter((row) => this.mayAct(principal, row))
+      .map((row) => this.record(row));
+  }
+
+  heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
+    this.get(principal, agentId);
+    this.sql.exec(
+      "UPDATE agents SET last_heartbeat_at = ?1, load = coalesce(?2, load) WHERE agent_id = ?3",
+      now,
+      load === null ? null : JSON.stringify(load),
+      agentId,
+    );
+    return this.get(principal, agentId);
+  }
+
+  /** A lifecycle change asked for by a client; only the pairs of the lifecycle are allowed. */
+  transition(principal: Principal, agentId: string, to: AgentState): AgentRecord {
+    const agent = this.get(principal, agentId);
+    if (agent.state === to) return agent;
+    if (!canTransition(agent.state, to)) {
+      throw new ApiError("invalid_transition", `an agent cannot go from ${agent.state} to ${to}`, { from: agent.state, to });
+    }
+    this.sql.exec("UPDATE agents SET state = ? WHERE agent_id = ?", to, agentId);
+    return this.get(principal, agentId);
+  }
+
+  remove(principal: Principal, agentId: string): void {
+    this.get(principal, agentId);
+    this.sql.exec("DELETE FROM agents WHERE agent_id = ?", agentId);
+  }
+
+  /** Removes terminating agents that have nothing left in flight; answers their ids. */
+  reapTerminating(candidates: Iterable<string>): string[] {
+    const removed: string[] = [];
+    for (const agentId of candidates) {
+      const row = this.row(agentId);
+      if (row?.state === "terminating" && this.inFlight(agentId) === 0) {
+        this.sql.exec("DELETE FROM agents WHERE agent_id = ?", agentId);
+        removed.push(agentId);
+      }
+    }
+    return removed;
+  }
+
+  /** The agent as the lease path needs it, without the tenant check (the caller has done it). */
+  row(agentId: string): AgentRow | undefined {
+    return this.sql.exec<AgentRow>("SELECT * FROM agents WHERE agent_id = ?", agentId).toArray()[0];
+  }
+
+  countsByState(): Record<AgentState, number> {
+    const counts = Object.fromEntries(AGENT_STATES.map((s) => [s, 0])) as Record<AgentState, number>;
+    for (const { state, n } of this.sql.exec<{ state: AgentState; n: number }>("SELECT state, count(*) AS n FROM agents GROUP BY state")) {
+      counts[state] = n;
+    }
+    return counts;
+  }
+
+  nextTimer(): number | null {
+    return this.sql.exec<{ at: number | null }>("SELECT min(timer_at) AS at FROM agents WHERE timer_at IS NOT NULL").one().at;
+  }
+
+  fit(row: AgentRow): { agentId: string; tenant: string | null; capabilities: string[]; resources: { cpu: number; memoryMb: number; gpu: number } } {
+    return {
+      agentId: row.agent_id,
+      tenant: row.tenant,
+      capabilities: JSON.parse(row.capabilities) as string[],
+      resources: { cpu: row.cpu, memoryMb: row.memory_mb, gpu: row.gpu },
+    };
+  }
+
+  /** A shared-fleet agent is visible to everyone in its pool; a tenant-bound one to its tenant and cross-tenant admins. */
+  private mayAct(principal: Principal, row: AgentRow): boolean {
+    return principal.allTenants || row.tenant === null || row.tenant === principal.tenant;
+  }
+
+  private record(row: AgentRow): AgentRecord {
+    return {
+      agentId: row.agent_id,
+      pool: this.pool,
+      tenant: row.tenant,
+      state: row.state,
+      capabilities: JSON.parse(row.capabilities) as string[],
+      resources: { cpu: row.cpu, memoryMb: row.memory_mb, gpu: row.gpu },
+      maxConcurrency: row.max_concurrency,
+      inFlight: this.inFlight(row.agent_id),
+      load: JSON.parse(row.load) as AgentLoad,
+      metadata: row.metadata,
+      breaker: row.breaker,
+      lastHeartbeatAt: row.last_heartbeat_at,
+      registeredAt: row.registered_at,
+    };
+  }
+}

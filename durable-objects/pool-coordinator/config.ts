@@ -1,0 +1,21 @@
+import type { PoolConfig } from "./types";
+
+/** Pool defaults (API.md, "Pool configuration"), plus how long finished tasks are kept. */
+export const DEFAULT_CONFIG: PoolConfig = {
+  strategy: "least_connections",
+  heartbeatIntervalMs: 5_000,
+  missedHeartbeats: 3,
+  failedAgentTtlMs: 300_000,
+  breaker: { failureThreshold: 5, cooldownMs: 30_000 },
+  retentionMs: 7 * 24 * 3600 * 1000,
+};
+
+export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker">> & { breaker?: Partial<PoolConfig["breaker"]> };
+
+/** A patch merged into a config, nested `breaker` included. */
+export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolConfig {
+  const { breaker, ...rest } = patch;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  const breakerDefined = Object.fromEntries(Object.entries(breaker ?? {}).filter(([, v]) => v !== undefined));
+  return { ...current, ...defined, breaker: { ...current.breaker, ...breakerDefined } };
+}

@@ -1,0 +1,188 @@
+import { ApiError } from "../../src/shared/errors";
+import { AgentStore } from "./agents";
+import { DEFAULT_CONFIG, mergeConfig, type PoolConfigPatch } from "./config";
+import { random01 } from "./ids";
+import { LaneStore } from "./lanes";
+import { acceptsWork } from "./lifecycle";
+import { migrate } from "./schema";
+import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
+import { TaskStore } from "./tasks";
+import { nextAlarmAt } from "./timers";
+import {
+  TASK_STATUSES,
+  type AgentInput,
+  type AgentLoad,
+  type AgentRecord,
+  type AgentState,
+  type LeasedTask,
+  type PoolConfig,
+  type PoolMetrics,
+  type PoolStats,
+  type Principal,
+  type StatusCounts,
+  type TaskStatus,
+} from "./types";
+
+/** How often a pool that could not reach the directory tries again. */
+export const LISTING_RETRY_MS = 5_000;
+
+/**
+ * One pool shard's state and rules, over its SQLite storage: the stores plus the operations that span them.
+ * Synchronous throughout; the Durable Object class wraps each call in a transaction and handles the rest.
+ */
+export class PoolCore {
+  readonly lanes: LaneStore;
+  readonly stats: StatsStore;
+  readonly tasks: TaskStore;
+  readonly agents: AgentStore;
+  private cachedConfig: PoolConfig | null = null;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    readonly pool: string,
+    readonly shard: number,
+    random: () => number = random01,
+  ) {
+    this.lanes = new LaneStore(sql);
+    this.stats = new StatsStore(sql);
+    this.tasks = new TaskStore(sql, this.lanes, this.stats, {
+      pool,
+      shard,
+      random01: random,
+      retentionMs: () => this.config().retentionMs,
+    });
+    this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId));
+  }
+
+  /** Creates or upgrades the schema and records when the pool began. Call inside a transaction. */
+  static initialize(sql: SqlStorage, now: number): void {
+    migrate(sql);
+    sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", String(now));
+    sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('listed', '0')");
+  }
+
+  // ---- configuration --------------------------------------------------------------------------------------
+
+  config(): PoolConfig {
+    if (this.cachedConfig === null) {
+      const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'config'").toArray()[0];
+      this.cachedConfig = row ? mergeConfig(DEFAULT_CONFIG, JSON.parse(row.value) as PoolConfigPatch) : DEFAULT_CONFIG;
+    }
+    return this.cachedConfig;
+  }
+
+  updateConfig(patch: PoolConfigPatch): PoolConfig {
+    const next = mergeConfig(this.config(), patch);
+    this.sql.exec(
+      "INSERT INTO meta (key, value) VALUES ('config', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+      JSON.stringify(next),
+    );
+    this.cachedConfig = next;
+    return next;
+  }
+
+  /** Forgets caches after a rolled-back transaction. */
+  discardCaches(): void {
+    this.cachedConfig = null;
+    this.lanes.reload();
+    this.tasks.takeEffects();
+  }
+
+  // ---- listing in the directory ---------------------------------------------------------------------------
+
+  isListed(): boolean {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'listed'").toArray()[0]?.value !== "0";
+  }
+
+  markListed(): void {
+    this.sql.exec("UPDATE meta SET value = '1' WHERE key = 'listed'");
+  }
+
+  // ---- agents and leases ----------------------------------------------------------------------------------
+
+  registerAgent(principal: Principal, input: AgentInput, now: number): AgentRecord {
+    return this.agents.register(principal, input, now);
+  }
+
+  heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
+    return this.agents.heartbeat(principal, agentId, load, now);
+  }
+
+  /** Leases up to `max` tasks to a running agent within its free concurrency. */
+  lease(principal: Principal, agentId: string, max: number, now: number): LeasedTask[] {
+    this.agents.get(principal, agentId);
+    const row = this.agents.row(agentId)!;
+    if (!acceptsWork(row.state) || row.breaker === "open") return [];
+    const free = row.max_concurrency - this.tasks.inFlight(agentId);
+    return this.tasks.lease(this.agents.fit(row), Math.min(max, free), now);
+  }
+
+  /** A lifecycle change; an agent that fails gives its leases back, a terminating one leaves once idle. */
+  transitionAgent(principal: Principal, agentId: string, to: AgentState, now: number): AgentRecord {
+    const agent = this.agents.transition(principal, agentId, to);
+    if (to === "failed") this.tasks.releaseAgent(agentId, `agent ${agentId} failed`, now);
+    if (to === "terminating") this.agents.reapTerminating([agentId]);
+    return agent;
+  }
+
+  /** Deletes an agent; its leased tasks go back to the queue at once (each a failed attempt). */
+  deleteAgent(principal: Principal, agentId: string, now: number): void {
+    this.agents.remove(principal, agentId);
+    this.tasks.releaseAgent(agentId, `agent ${agentId} was deleted`, now);
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------------------
+
+  nextTimer(now: number): number | null {
+    return nextAlarmAt([this.tasks.nextTimer(), this.agents.nextTimer(), this.isListed() ? null : now + LISTING_RETRY_MS]);
+  }
+
+  // ---- observation ----------------------------------------------------------------------------------------
+
+  statusCounts(principal: Principal): StatusCounts {
+    const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
+    for (const row of this.taskCounts()) {
+      if (principal.allTenants || row.tenant === principal.tenant) counts[row.status] += row.count;
+    }
+    return counts;
+  }
+
+  poolStats(principal: Principal, now: number): PoolStats {
+    const rates = this.stats.rates(now);
+    const latency = this.stats.latency(now);
+    return {
+      pool: this.pool,
+      queue: this.statusCounts(principal),
+      agents: this.agents.countsByState(),
+      throughput: {
+        windowSeconds: RATE_WINDOW_MS / 1000,
+        submittedPerSec: rates.submitted,
+        leasedPerSec: rates.leased,
+        succeededPerSec: rates.succeeded,
+        failedPerSec: rates.failed,
+      },
+      latencyMs: { p50: latency.p50, p99: latency.p99, windowSeconds: LATENCY_WINDOW_MS / 1000, samples: latency.samples },
+    };
+  }
+
+  metrics(): PoolMetrics {
+    return {
+      pool: this.pool,
+      tasks: this.taskCounts(),
+      agents: this.agents.countsByState(),
+      counters: this.stats.counters(),
+      duration: this.stats.durationTotals(),
+    };
+  }
+
+  private taskCounts(): { tenant: string; status: TaskStatus; count: number }[] {
+    return this.sql
+      .exec<{ tenant: string; status: TaskStatus; n: number }>("SELECT tenant, status, n FROM status_counts WHERE n > 0 ORDER BY tenant, status")
+      .toArray()
+      .map(({ tenant, status, n }) => ({ tenant, status, count: n }));
+  }
+}
+
+export function poolNotFound(pool: string): ApiError {
+  return new ApiError("not_found", `no pool ${pool}`);
+}

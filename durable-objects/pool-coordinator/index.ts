@@ -1,0 +1,281 @@
+import { DurableObject } from "cloudflare:workers";
+import { ApiError, ok, type Outcome } from "../../src/shared/errors";
+import type { PoolConfigPatch } from "./config";
+import { PoolCore, poolNotFound } from "./core";
+import { isFinal } from "./queue-rules";
+import { schemaExists } from "./schema";
+import type { ListPage, SubmitOutcome } from "./tasks";
+import { ALARM_BATCH, needsRearm } from "./timers";
+import type {
+  AgentInput,
+  AgentLoad,
+  AgentRecord,
+  AgentState,
+  LeasedTask,
+  PoolConfig,
+  PoolMetrics,
+  PoolStats,
+  Principal,
+  StatusCounts,
+  TaskError,
+  TaskInput,
+  TaskRecord,
+  TaskStatus,
+} from "./types";
+import { KeyedSignals, WaitList } from "./waiters";
+
+/** Most timers one alarm works off before it hands the object back to requests and re-arms itself. */
+const ALARM_ROUNDS = 8;
+/** Dead tasks one redrive call moves per transaction. */
+const REDRIVE_CHUNK = 1_000;
+
+/**
+ * The coordinator of one pool shard: a thin shell over PoolCore. Each RPC method runs its change as one
+ * synchronous SQLite transaction, then wakes long-polling callers and moves the single alarm if needed.
+ * The object's name is the pool (shard 0) or `<pool>#<shard>`.
+ */
+export class PoolCoordinator extends DurableObject<Env> {
+  /** Time source; tests replace it to move time forward without waiting. */
+  clock: () => number = () => Date.now();
+
+  private core: PoolCore | null = null;
+  private armedAt: number | null = null;
+  private readonly leaseWaiters = new WaitList<Outcome<LeasedTask[]>>();
+  private readonly resultSignals = new KeyedSignals();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      // A pool that was never written to has no tables; reads of it answer 404 without creating any.
+      if (schemaExists(ctx.storage.sql)) {
+        this.open();
+        await this.settle();
+      }
+    });
+  }
+
+  // ---- tasks ----------------------------------------------------------------------------------------------
+
+  async submit(principal: Principal, inputs: TaskInput[]): Promise<Outcome<SubmitOutcome[]>> {
+    return this.change(true, (core, now) => core.tasks.submit(principal, inputs, now));
+  }
+
+  async missingDependencies(principal: Principal, ids: string[]): Promise<Outcome<string[]>> {
+    if (!this.core) return ok(ids);
+    return this.read((core) => core.tasks.missing(principal, ids));
+  }
+
+  async getTask(principal: Principal, id: string): Promise<Outcome<TaskRecord>> {
+    return this.read((core) => core.tasks.get(principal, id));
+  }
+
+  /** The task once final, waiting up to `waitMs` for it to get there. */
+  async waitResult(principal: Principal, id: string, waitMs: number): Promise<Outcome<TaskRecord>> {
+    const first = this.read((core) => core.tasks.get(principal, id));
+    if (!first.ok || isFinal(first.value.status) || waitMs <= 0) return first;
+    await this.resultSignals.wait(id, waitMs);
+    return this.read((core) => core.tasks.get(principal, id));
+  }
+
+  async cancel(principal: Principal, id: string): Promise<Outcome<TaskRecord>> {
+    return this.change(false, (core, now) => core.tasks.cancel(principal, id, now));
+  }
+
+  async complete(principal: Principal, id: string, leaseToken: string, result: string): Promise<Outcome<TaskRecord>> {
+    return this.change(false, (core, now) => core.tasks.complete(principal, id, leaseToken, result, now));
+  }
+
+  /** `errorJson`: JSON text of the agent's error object (it has at least a `message`). */
+  async fail(principal: Principal, id: string, leaseToken: string, errorJson: string, retryable: boolean): Promise<Outcome<TaskRecord>> {
+    return this.change(false, (core, now) => core.tasks.fail(principal, id, leaseToken, JSON.parse(errorJson) as TaskError, retryable, now));
+  }
+
+  async extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null): Promise<Outcome<number>> {
+    return this.change(false, (core, now) => core.tasks.extend(principal, id, leaseToken, extendMs, now));
+  }
+
+  async listTasks(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): Promise<Outcome<ListPage>> {
+    return this.read((core) => core.tasks.list(principal, status, limit, cursor));
+  }
+
+  /** Dead tasks back to the queue, in transactions of a thousand so a large DLQ never blocks the pool. */
+  async redrive(principal: Principal, ids: string[] | null): Promise<Outcome<{ redriven: number; skipped: string[] }>> {
+    let redriven = 0;
+    const skipped: string[] = [];
+    for (;;) {
+      const step = await this.change(false, (core, now) => core.tasks.redrive(principal, ids, now, REDRIVE_CHUNK));
+      if (!step.ok) return step;
+      redriven += step.value.redriven;
+      skipped.push(...step.value.skipped);
+      if (!step.value.more || step.value.redriven === 0) return ok({ redriven, skipped });
+    }
+  }
+
+  // ---- agents ---------------------------------------------------------------------------------------------
+
+  async registerAgent(principal: Principal, input: AgentInput): Promise<Outcome<AgentRecord & { heartbeatIntervalMs: number }>> {
+    return this.change(true, (core, now) => ({
+      ...core.registerAgent(principal, input, now),
+      heartbeatIntervalMs: core.config().heartbeatIntervalMs,
+    }));
+  }
+
+  async getAgent(principal: Principal, agentId: string): Promise<Outcome<AgentRecord>> {
+    return this.read((core) => core.agents.get(principal, agentId));
+  }
+
+  async listAgents(principal: Principal): Promise<Outcome<AgentRecord[]>> {
+    return this.read((core) => core.agents.list(principal));
+  }
+
+  async transitionAgent(principal: Principal, agentId: string, to: AgentState): Promise<Outcome<AgentRecord>> {
+    return this.change(false, (core, now) => core.transitionAgent(principal, agentId, to, now));
+  }
+
+  async deleteAgent(principal: Principal, agentId: string): Promise<Outcome<null>> {
+    return this.change(false, (core, now) => {
+      core.deleteAgent(principal, agentId, now);
+      return null;
+    });
+  }
+
+  async heartbeat(principal: Principal, agentId: string, load: AgentLoad | null): Promise<Outcome<AgentRecord & { heartbeatIntervalMs: number }>> {
+    return this.change(false, (core, now) => ({
+      ...core.heartbeat(principal, agentId, load, now),
+      heartbeatIntervalMs: core.config().heartbeatIntervalMs,
+    }));
+  }
+
+  /** Leases up to `max` tasks; with nothing to do, waits up to `waitMs` for work to arrive. */
+  async lease(principal: Principal, agentId: string, max: number, waitMs: number): Promise<Outcome<LeasedTask[]>> {
+    const attempt = (): Outcome<LeasedTask[]> => this.apply(false, (core, now) => core.lease(principal, agentId, max, now));
+    const first = attempt();
+    if (!first.ok || first.value.length > 0 || waitMs <= 0) {
+      await this.settle();
+      return first;
+    }
+    const later = await this.leaseWaiters.wait(waitMs, () => {
+      const next = attempt();
+      return !next.ok || next.value.length > 0 ? next : null;
+    });
+    await this.settle();
+    return later ?? ok([]);
+  }
+
+  // ---- pool -----------------------------------------------------------------------------------------------
+
+  async getConfig(): Promise<Outcome<PoolConfig>> {
+    return this.read((core) => core.config());
+  }
+
+  async updateConfig(patch: PoolConfigPatch): Promise<Outcome<PoolConfig>> {
+    return this.change(true, (core) => core.updateConfig(patch));
+  }
+
+  async stats(principal: Principal): Promise<Outcome<PoolStats>> {
+    return this.read((core) => core.poolStats(principal, this.clock()));
+  }
+
+  async counts(principal: Principal): Promise<Outcome<{ queue: StatusCounts; agents: Record<AgentState, number> }>> {
+    return this.read((core) => ({ queue: core.statusCounts(principal), agents: core.agents.countsByState() }));
+  }
+
+  async metrics(): Promise<Outcome<PoolMetrics>> {
+    return this.read((core) => core.metrics());
+  }
+
+  // ---- the alarm ------------------------------------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    this.armedAt = null;
+    if (!this.core) return;
+    for (let round = 0; round < ALARM_ROUNDS; round++) {
+      const handled = this.apply(false, (core, now) => core.tasks.runTimers(now, ALARM_BATCH));
+      if (!handled.ok || handled.value < ALARM_BATCH) break;
+    }
+    await this.settle();
+  }
+
+  // ---- the shell ------------------------------------------------------------------------------------------
+
+  private get poolName(): { pool: string; shard: number } {
+    const name = this.ctx.id.name;
+    if (!name) throw new Error("PoolCoordinator must be reached by name (getByName)");
+    const [pool = name, shard = "0"] = name.split("#");
+    return { pool, shard: Number(shard) };
+  }
+
+  private open(): PoolCore {
+    const { pool, shard } = this.poolName;
+    this.ctx.storage.transactionSync(() => PoolCore.initialize(this.ctx.storage.sql, this.clock()));
+    this.core = new PoolCore(this.ctx.storage.sql, pool, shard);
+    return this.core;
+  }
+
+  /** Runs `fn` as one transaction; `create` lets the first write bring the pool into existence. */
+  private apply<T>(create: boolean, fn: (core: PoolCore, now: number) => T): Outcome<T> {
+    let core = this.core;
+    if (!core) {
+      if (!create) return { ok: false, error: poolNotFound(this.poolName.pool).toBody() };
+      core = this.open();
+    }
+    const now = this.clock();
+    const target = core;
+    try {
+      return ok(this.ctx.storage.transactionSync(() => fn(target, now)));
+    } catch (err) {
+      target.discardCaches();
+      if (err instanceof ApiError) return { ok: false, error: err.toBody() };
+      throw err;
+    }
+  }
+
+  private async change<T>(create: boolean, fn: (core: PoolCore, now: number) => T): Promise<Outcome<T>> {
+    const out = this.apply(create, fn);
+    await this.settle();
+    return out;
+  }
+
+  private read<T>(fn: (core: PoolCore) => T): Outcome<T> {
+    if (!this.core) return { ok: false, error: poolNotFound(this.poolName.pool).toBody() };
+    const core = this.core;
+    try {
+      return ok(fn(core));
+    } catch (err) {
+      if (err instanceof ApiError) return { ok: false, error: err.toBody() };
+      throw err;
+    }
+  }
+
+  /**
+   * After a commit: remove terminating agents that went idle, wake the callers the change concerns, move the
+   * alarm earlier if a new timer needs it, and make sure the directory lists this pool.
+   */
+  private async settle(): Promise<void> {
+    const core = this.core;
+    if (!core) return;
+    const effects = core.tasks.takeEffects();
+    if (effects.released.size > 0) {
+      this.ctx.storage.transactionSync(() => core.agents.reapTerminating(effects.released));
+    }
+    this.resultSignals.signal(effects.finished);
+    if (effects.ready && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
+    const now = this.clock();
+    const next = core.nextTimer(now);
+    if (needsRearm(this.armedAt, next)) {
+      await this.ctx.storage.setAlarm(next!);
+      this.armedAt = next;
+    }
+    if (!core.isListed()) await this.list(core);
+  }
+
+  private async list(core: PoolCore): Promise<void> {
+    try {
+      await this.env.DIRECTORY.getByName("mesh").register(core.pool, this.clock());
+      this.ctx.storage.transactionSync(() => core.markListed());
+    } catch (err) {
+      // The alarm retries (PoolCore.nextTimer keeps a timer while the pool is unlisted).
+      console.warn(`pool ${core.pool}: could not reach the directory`, err);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The pool coordinator's SQLite schema. Migrations are numbered and append-only; each runs once, inside
+ * the transaction that records it.
+ *
+ * Cost rules this schema keeps: the next task to lease is the head of a partial index over queued tasks
+ * only, per lane; the next timer is the minimum of a partial index over rows that have one. Neither grows
+ * with the number of finished tasks.
+ */
+const STATUS_CHECK = "status IN ('waiting','queued','leased','succeeded','dead','cancelled')";
+const STATE_CHECK = "state IN ('pending','initializing','running','paused','scaling','terminating','failed','recovering')";
+
+export const MIGRATIONS: readonly string[] = [
+  /* 1: tasks, lanes, dependencies, agents, counters */ `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+  CREATE TABLE lanes (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    cpu REAL NOT NULL CHECK (cpu >= 0),
+    memory_mb INTEGER NOT NULL CHECK (memory_mb >= 0),
+    gpu INTEGER NOT NULL CHECK (gpu >= 0),
+    UNIQUE (tenant, capabilities, cpu, memory_mb, gpu)
+  );
+
+  CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    lane INTEGER NOT NULL REFERENCES lanes (id),
+    tenant TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (${STATUS_CHECK}),
+    priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts INTEGER NOT NULL CHECK (max_attempts BETWEEN 1 AND 100),
+    timeout_ms INTEGER NOT NULL CHECK (timeout_ms > 0),
+    idempotency_key TEXT,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    pending_deps INTEGER NOT NULL DEFAULT 0 CHECK (pending_deps >= 0),
+    result TEXT,
+    error TEXT,
+    agent_id TEXT,
+    lease_token TEXT,
+    lease_expires_at INTEGER,
+    run_after INTEGER,
+    timer_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    CHECK ((status = 'leased') = (lease_token IS NOT NULL)),
+    CHECK (status <> 'leased' OR (agent_id IS NOT NULL AND lease_expires_at IS NOT NULL AND timer_at IS NOT NULL)),
+    CHECK ((status IN ('succeeded','dead','cancelled')) = (finished_at IS NOT NULL)),
+    CHECK (status <> 'queued' OR (pending_deps = 0 AND timer_at IS NULL))
+  );
+  CREATE INDEX tasks_ready ON tasks (lane, priority DESC, seq) WHERE status = 'queued';
+  CREATE INDEX tasks_timer ON tasks (timer_at) WHERE timer_at IS NOT NULL;
+  CREATE UNIQUE INDEX tasks_idempotency ON tasks (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
+  CREATE INDEX tasks_by_status ON tasks (status, seq);
+  CREATE INDEX tasks_by_agent ON tasks (agent_id) WHERE status = 'leased';
+
+  -- Unfinished dependencies only: a row goes when its dependency ends.
+  CREATE TABLE task_deps (
+    dep_seq INTEGER NOT NULL,
+    task_seq INTEGER NOT NULL,
+    PRIMARY KEY (dep_seq, task_seq)
+  ) WITHOUT ROWID;
+
+  -- Counts by tenant and status, kept exact by triggers so stats never scan the tasks table.
+  CREATE TABLE status_counts (
+    tenant TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (${STATUS_CHECK}),
+    n INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (tenant, status)
+  ) WITHOUT ROWID;
+  CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO status_counts (tenant, status, n) VALUES (NEW.tenant, NEW.status, 1)
+      ON CONFLICT (tenant, status) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks WHEN OLD.status <> NEW.status BEGIN
+    UPDATE status_counts SET n = n - 1 WHERE tenant = OLD.tenant AND status = OLD.status;
+    INSERT INTO status_counts (tenant, status, n) VALUES (NEW.tenant, NEW.status, 1)
+      ON CONFLICT (tenant, status) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
+    UPDATE status_counts SET n = n - 1 WHERE tenant = OLD.tenant AND status = OLD.status;
+  END;
+
+  CREATE TABLE agents (
+    agent_id TEXT PRIMARY KEY,
+    tenant TEXT,
+    state TEXT NOT NULL CHECK (${STATE_CHECK}),
+    capabilities TEXT NOT NULL,
+    cpu REAL NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    gpu INTEGER NOT NULL,
+    max_concurrency INTEGER NOT NULL CHECK (max_concurrency >= 1),
+    load TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    breaker TEXT NOT NULL DEFAULT 'closed' CHECK (breaker IN ('closed','open','half_open')),
+    last_heartbeat_at INTEGER NOT NULL,
+    registered_at INTEGER NOT NULL,
+    timer_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX agents_timer ON agents (timer_at) WHERE timer_at IS NOT NULL;
+
+  -- Monotonic event counters (Prometheus counters) and short-window buckets for rates and latency.
+  CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE rate_buckets (
+    bucket INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (bucket, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE duration_buckets (
+    bucket INTEGER NOT NULL,
+    le INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    sum_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, le)
+  ) WITHOUT ROWID;
+  `,
+];
+
+/** Whether any schema exists yet: a pool that was never written to has no tables at all. */
+export function schemaExists(sql: SqlStorage): boolean {
+  return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").toArray().length > 0;
+}
+
+/** Applies the migrations not yet applied. Call inside a transaction. */
+export function migrate(sql: SqlStorage): void {
+  const current = schemaExists(sql)
+    ? Number(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0]?.value ?? 0)
+    : 0;
+  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+    sql.exec(MIGRATIONS[version - 1]!);
+    sql.exec(
+      "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      String(version),
+    );
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Counters, rates and latency of one pool, kept in the pool's SQLite storage and written in the same
+ * transaction as the change they count, so a restart loses nothing and a rolled-back change counts nothing.
+ */
+
+/** Upper bounds (ms) of the duration histogram; the last bucket is +Inf. */
+export const DURATION_BOUNDS_MS = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 1_800_000] as const;
+const INF = Number.MAX_SAFE_INTEGER;
+
+/** Width of one rate / latency bucket, and how much history stats look at. */
+export const BUCKET_MS = 10_000;
+export const RATE_WINDOW_MS = 60_000;
+export const LATENCY_WINDOW_MS = 300_000;
+const KEEP_MS = 3_600_000;
+/** Duration bucket 0 holds the all-time totals; time buckets are numbered from the epoch and are all > 0. */
+const ALL_TIME = 0;
+
+export type CounterName = "submitted" | "leased" | "succeeded" | "failed" | "expired" | "dead" | "cancelled" | "redriven" | "purged";
+
+export const COUNTER_NAMES: readonly CounterName[] = ["submitted", "leased", "succeeded", "failed", "expired", "dead", "cancelled", "redriven", "purged"];
+
+export function bucketOf(ms: number): number {
+  return Math.floor(ms / BUCKET_MS);
+}
+
+/** Index of the histogram bucket a duration falls in. */
+export function boundIndex(ms: number): number {
+  const i = DURATION_BOUNDS_MS.findIndex((b) => ms <= b);
+  return i === -1 ? DURATION_BOUNDS_MS.length : i;
+}
+
+export function boundValue(index: number): number {
+  return index < DURATION_BOUNDS_MS.length ? DURATION_BOUNDS_MS[index]! : INF;
+}
+
+/**
+ * A quantile from bucket counts, interpolated linearly inside the bucket it falls in (as Prometheus'
+ * histogram_quantile does); the open last bucket answers its lower bound.
+ */
+export function quantileFromBuckets(counts: readonly number[], q: number): number | null {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const n = counts[i]!;
+    if (n > 0 && seen + n >= rank) {
+      const lower = i === 0 ? 0 : DURATION_BOUNDS_MS[i - 1]!;
+      if (i >= DURATION_BOUNDS_MS.length) return lower;
+      const upper = DURATION_BOUNDS_MS[i]!;
+      return Math.round(lower + ((upper - lower) * (rank - seen)) / n);
+    }
+    seen += n;
+  }
+  return DURATION_BOUNDS_MS[DURATION_BOUNDS_MS.length - 1]!;
+}
+
+export class StatsStore {
+  private lastPrunedBucket = 0;
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  /** Adds to a counter and to the current rate bucket. */
+  count(name: CounterName, n: number, now: number): void {
+    if (n <= 0) return;
+    this.sql.exec(
+      "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + ?2",
+      name,
+      n,
+    );
+    const bucket = bucketOf(now);
+    this.sql.exec(
+      "INSERT INTO rate_buckets (bucket, name, n) VALUES (?1, ?2, ?3) ON CONFLICT (bucket, name) DO UPDATE SET n = n + ?3",
+      bucket,
+      name,
+      n,
+    );
+    this.prune(bucket);
+  }
+
+  /** Records how long tasks took from submission to success. */
+  recordDurations(durationsMs: readonly number[], now: number): void {
+    if (durationsMs.length === 0) return;
+    const byBound = new Map<number, { n: number; sum: number }>();
+    for (const ms of durationsMs) {
+      const le = boundValue(boundIndex(ms));
+      const entry = byBound.get(le) ?? { n: 0, sum: 0 };
+      entry.n += 1;
+      entry.sum += Math.max(0, Math.round(ms));
+      byBound.set(le, entry);
+    }
+    const bucket = bucketOf(now);
+    for (const [le, { n, sum }] of byBound) {
+      for (const b of [ALL_TIME, bucket]) {
+        this.sql.exec(
+          `INSERT INTO duration_buckets (bucket, le, n, sum_ms) VALUES (?1, ?2, ?3, ?4)
+           ON CONFLICT (bucket, le) DO UPDATE SET n = n + ?3, sum_ms = sum_ms + ?4`,
+          b,
+          le,
+          n,
+          sum,
+        );
+      }
+    }
+    this.prune(bucket);
+  }
+
+  counters(): Record<CounterName, number> {
+    const out = Object.fromEntries(COUNTER_NAMES.map((name) => [name, 0])) as Record<CounterName, number>;
+    for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM counters")) {
+      if ((COUNTER_NAMES as readonly string[]).includes(row.name)) out[row.name as CounterName] = row.value;
+    }
+    return out;
+  }
+
+  /** Events per second over the last minute, per counter. */
+  rates(now: number): Record<CounterName, number> {
+    const from = bucketOf(now - RATE_WINDOW_MS) + 1;
+    const out = Object.fromEntries(COUNTER_NAMES.map((name) => [name, 0])) as Record<CounterName, number>;
+    for (const row of this.sql.exec<{ name: string; n: number }>(
+      "SELECT name, sum(n) AS n FROM rate_buckets WHERE bucket >= ? GROUP BY name",
+      from,
+    )) {
+      if ((COUNTER_NAMES as readonly string[]).includes(row.name)) {
+        out[row.name as CounterName] = Math.round((row.n / (RATE_WINDOW_MS / 1000)) * 100) / 100;
+      }
+    }
+    return out;
+  }
+
+  /** p50 / p99 of submit-to-success time over the last five minutes. */
+  latency(now: number): { p50: number | null; p99: number | null; samples: number } {
+    const counts = this.histogram(bucketOf(now - LATENCY_WINDOW_MS) + 1).counts;
+    return {
+      p50: quantileFromBuckets(counts, 0.5),
+      p99: quantileFromBuckets(counts, 0.99),
+      samples: counts.reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /** All-time histogram for Prometheus. */
+  durationTotals(): { bounds: number[]; counts: number[]; sumMs: number; count: number } {
+    const { counts, sumMs } = this.histogram(ALL_TIME, ALL_TIME);
+    return { bounds: [...DURATION_BOUNDS_MS, Infinity], counts, sumMs, count: counts.reduce((a, b) => a + b, 0) };
+  }
+
+  private histogram(fromBucket: number, toBucket = Number.MAX_SAFE_INTEGER): { counts: number[]; sumMs: number } {
+    const counts = new Array<number>(DURATION_BOUNDS_MS.length + 1).fill(0);
+    let sumMs = 0;
+    for (const row of this.sql.exec<{ le: number; n: number; sum_ms: number }>(
+      "SELECT le, sum(n) AS n, sum(sum_ms) AS sum_ms FROM duration_buckets WHERE bucket BETWEEN ? AND ? GROUP BY le",
+      fromBucket,
+      toBucket,
+    )) {
+      counts[boundIndex(row.le)]! += row.n;
+      sumMs += row.sum_ms;
+    }
+    return { counts, sumMs };
+  }
+
+  /** Drops rate and latency buckets older than an hour, once per new bucket. */
+  private prune(bucket: number): void {
+    if (bucket === this.lastPrunedBucket) return;
+    this.lastPrunedBucket = bucket;
+    const oldest = bucket - KEEP_MS / BUCKET_MS;
+    this.sql.exec("DELETE FROM rate_buckets WHERE bucket < ?", oldest);
+    this.sql.exec("DELETE FROM duration_buckets WHERE bucket <> 0 AND bucket < ?", oldest);
+  }
+}

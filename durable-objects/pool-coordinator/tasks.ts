@@ -1,0 +1,484 @@
+import { ApiError } from "../../src/shared/errors";
+import { newTaskId, randomToken } from "./ids";
+import type { LaneStore } from "./lanes";
+import { afterFailedAttempt, canCancel, isFinal, mergeReady, type AgentFit, type FailureCause } from "./queue-rules";
+import type { StatsStore } from "./stats";
+import { toRecord, type TaskRow } from "./task-rows";
+import { ALARM_BATCH } from "./timers";
+import type { LeasedTask, Principal, TaskError, TaskInput, TaskRecord, TaskStatus } from "./types";
+
+/** What a committed operation changed that waiting callers care about. */
+export interface Effects {
+  /** Some task became queued: lease waiters should try again. */
+  ready: boolean;
+  /** Tasks that reached a final status: result waiters for them wake up. */
+  finished: Set<string>;
+  /** Agents that gave up a lease: a terminating one may now be removable. */
+  released: Set<string>;
+}
+
+export function emptyEffects(): Effects {
+  return { ready: false, finished: new Set(), released: new Set() };
+}
+
+export interface TaskStoreOptions {
+  pool: string;
+  shard: number;
+  random01: () => number;
+  retentionMs: () => number;
+}
+
+export interface SubmitOutcome {
+  task: TaskRecord;
+  created: boolean;
+}
+
+export interface ListPage {
+  tasks: TaskRecord[];
+  cursor: string | null;
+}
+
+/** Dependents found while finishing one task, worked off without recursion. */
+interface Finish {
+  row: TaskRow;
+  status: "succeeded" | "dead" | "cancelled";
+  result?: string | null;
+  error?: TaskError | null;
+}
+
+/**
+ * The queue of one pool shard over its SQLite storage. Every public method is one step of a transaction that
+ * the coordinator opens; none of them awaits. Time and randomness come in from outside, so tests drive them.
+ */
+export class TaskStore {
+  effects: Effects = emptyEffects();
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly lanes: LaneStore,
+    private readonly stats: StatsStore,
+    private readonly opts: TaskStoreOptions,
+  ) {}
+
+  takeEffects(): Effects {
+    const effects = this.effects;
+    this.effects = emptyEffects();
+    return effects;
+  }
+
+  // ---- submit -------------------------------------------------------------------------------------------
+
+  /**
+   * Inserts tasks in input order. A task whose idempotency key this tenant already used in this pool is not
+   * inserted again: the existing task is answered with `created: false`.
+   */
+  submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+    const out: SubmitOutcome[] = [];
+    let submitted = 0;
+    const problems: { index: number; field: string; message: string }[] = [];
+    for (const [index, input] of inputs.entries()) {
+      if (input.idempotencyKey !== null) {
+        const existing = this.sql
+          .exec<TaskRow>("SELECT * FROM tasks WHERE tenant = ? AND idempotency_key = ?", principal.tenant, input.idempotencyKey)
+          .toArray()[0];
+        if (existing) {
+          out.push({ task: this.record(existing), created: false });
+          continue;
+        }
+      }
+      const deps: TaskRow[] = [];
+      for (const [j, depId] of input.dependsOn.entries()) {
+        const dep = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", depId).toArray()[0];
+        if (!dep || dep.tenant !== principal.tenant) {
+          problems.push({ index, field: `dependsOn.${j}`, message: `no task ${depId} in pool ${this.opts.pool}` });
+        } else {
+          deps.push(dep);
+        }
+      }
+      if (problems.length > 0) continue;
+      out.push({ task: this.insert(principal.tenant, input, deps, now), created: true });
+      submitted++;
+    }
+    if (problems.length > 0) {
+      throw new ApiError("invalid_request", "dependsOn must name existing tasks of the same pool and tenant", problems);
+    }
+    this.stats.count("submitted", submitted, now);
+    return out;
+  }
+
+  private insert(tenant: string, input: TaskInput, deps: readonly TaskRow[], now: number): TaskRecord {
+    const lane = this.lanes.resolve(tenant, input.requires);
+    const broken = deps.find((d) => d.status === "dead" || d.status === "cancelled");
+    const pending = deps.filter((d) => !isFinal(d.status));
+    const runAfter = input.delayMs > 0 ? now + input.delayMs : null;
+    let status: TaskStatus = "queued";
+    let timerAt: number | null = null;
+    let finishedAt: number | null = null;
+    let error: TaskError | null = null;
+    if (broken) {
+      status = "dead";
+      finishedAt = now;
+      timerAt = now + this.opts.retentionMs();
+      error = dependencyError(broken);
+    } else if (pending.length > 0 || runAfter !== null) {
+      status = "waiting";
+      timerAt = runAfter;
+    }
+    const row = this.sql
+      .exec<TaskRow>(
+        `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
+           depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        newTaskId(this.opts.pool, this.opts.shard),
+        lane.id,
+        tenant,
+        input.type,
+        status,
+        input.priority,
+        input.payload,
+        input.maxAttempts,
+        input.timeoutMs,
+        input.idempotencyKey,
+        JSON.stringify(input.dependsOn),
+        broken ? 0 : pending.length,
+        error === null ? null : JSON.stringify(error),
+        runAfter,
+        timerAt,
+        now,
+        now,
+        finishedAt,
+      )
+      .one();
+    if (!broken) {
+      for (const dep of pending) this.sql.exec("INSERT OR IGNORE INTO task_deps (dep_seq, task_seq) VALUES (?, ?)", dep.seq, row.seq);
+    } else {
+      this.stats.count("dead", 1, now);
+      this.effects.finished.add(row.id);
+    }
+    if (status === "queued") this.effects.ready = true;
+    return this.record(row);
+  }
+
+  // ---- read ---------------------------------------------------------------------------------------------
+
+  get(principal: Principal, id: string): TaskRecord {
+    return this.record(this.visible(principal, id));
+  }
+
+  list(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): ListPage {
+    const after = cursor === null ? 0 : decodeCursor(cursor);
+    const where = ["seq > ?"];
+    const args: SqlStorageValue[] = [after];
+    if (status !== null) {
+      where.push("status = ?");
+      args.push(status);
+    }
+    if (!principal.allTenants) {
+      where.push("tenant = ?");
+      args.push(principal.tenant);
+    }
+    const rows = this.sql
+      .exec<TaskRow>(`SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`, ...args, limit + 1)
+      .toArray();
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { tasks: page.map((r) => this.record(r)), cursor: rows.length > limit && last ? encodeCursor(last.seq) : null };
+  }
+
+  /** Which of these ids name no task of the tenant in this pool (a batch checks before it commits). */
+  missing(principal: Principal, ids: readonly string[]): string[] {
+    return ids.filter((id) => {
+      const row = this.sql.exec<{ tenant: string }>("SELECT tenant FROM tasks WHERE id = ?", id).toArray()[0];
+      return !row || row.tenant !== principal.tenant;
+    });
+  }
+
+  /** Tasks currently leased to an agent. */
+  inFlight(agentId: string): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM tasks WHERE agent_id = ? AND status = 'leased'", agentId).one().n;
+  }
+
+  // ---- lease --------------------------------------------------------------------------------------------
+
+  /** Leases up to `n` ready tasks the agent fits, highest priority first, then oldest. */
+  lease(agent: AgentFit & { agentId: string }, n: number, now: number): LeasedTask[] {
+    if (n <= 0) return [];
+    const heads = this.lanes.fitting(agent).map((lane) =>
+      this.sql
+        .exec<{ seq: number; priority: number }>(
+          "SELECT seq, priority FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?",
+          lane.id,
+          n,
+        )
+        .toArray(),
+    );
+    const chosen = mergeReady(heads, n);
+    const leased: LeasedTask[] = [];
+    for (const { seq } of chosen) {
+      const token = randomToken(16);
+      const row = this.sql
+        .exec<TaskRow>(
+          `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = ?1, lease_token = ?2,
+             lease_expires_at = ?3 + timeout_ms, timer_at = ?3 + timeout_ms, updated_at = ?3
+           WHERE seq = ?4 RETURNING *`,
+          agent.agentId,
+          token,
+          now,
+          seq,
+        )
+        .one();
+      leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: token, leaseExpiresAt: row.lease_expires_at! });
+    }
+    this.stats.count("leased", leased.length, now);
+    return leased;
+  }
+
+  // ---- settle -------------------------------------------------------------------------------------------
+
+  complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
+    const row = this.holding(principal, id, leaseToken);
+    this.stats.recordDurations([now - row.created_at], now);
+    return this.finish({ row, status: "succeeded", result }, now);
+  }
+
+  fail(principal: Principal, id: string, leaseToken: string, error: TaskError, retryable: boolean, now: number): TaskRecord {
+    const row = this.holding(principal, id, leaseToken);
+    return this.failAttempt(row, "failed", error, retryable, now);
+  }
+
+  extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): number {
+    const row = this.holding(principal, id, leaseToken);
+    const expiresAt = now + (extendMs ?? row.timeout_ms);
+    this.sql.exec("UPDATE tasks SET lease_expires_at = ?1, timer_at = ?1, updated_at = ?2 WHERE seq = ?3", expiresAt, now, row.seq);
+    return expiresAt;
+  }
+
+  cancel(principal: Principal, id: string, now: number): TaskRecord {
+    const row = this.visible(principal, id);
+    if (!canCancel(row.status)) throw new ApiError("conflict", `task ${id} is already ${row.status}`);
+    return this.finish({ row, status: "cancelled" }, now);
+  }
+
+  /**
+   * Gives back every lease an agent holds (it was deleted or lost): each counts as a failed attempt, and the
+   * task goes back to the queue at once or, with its attempts used up, to the dead letter queue.
+   */
+  releaseAgent(agentId: string, reason: string, now: number): number {
+    const rows = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE agent_id = ? AND status = 'leased'", agentId).toArray();
+    for (const row of rows) this.failAttempt(row, "agent_lost", { message: reason, code: "agent_lost" }, true, now);
+    return rows.length;
+  }
+
+  /** Dead tasks back to the queue with attempts reset; `ids` null means every dead task the caller may see. */
+  redrive(principal: Principal, ids: readonly string[] | null, now: number, limit: number): { redriven: number; skipped: string[]; more: boolean } {
+    let rows: TaskRow[];
+    if (ids === null) {
+      rows = this.sql
+        .exec<TaskRow>(
+          principal.allTenants
+            ? "SELECT * FROM tasks WHERE status = 'dead' ORDER BY seq LIMIT ?"
+            : "SELECT * FROM tasks WHERE status = 'dead' AND tenant = ? ORDER BY seq LIMIT ?",
+          ...(principal.allTenants ? [limit + 1] : [principal.tenant, limit + 1]),
+        )
+        .toArray();
+    } else {
+      rows = [];
+      for (const id of ids) {
+        const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0];
+        if (row && (principal.allTenants || row.tenant === principal.tenant) && row.status === "dead") rows.push(row);
+      }
+      rows.sort((a, b) => a.seq - b.seq);
+    }
+    const more = ids === null && rows.length > limit;
+    let redriven = 0;
+    const skipped: string[] = ids === null ? [] : ids.filter((id) => !rows.some((r) => r.id === id));
+    for (const row of rows.slice(0, limit)) {
+      if (this.requeue(row, now)) redriven++;
+      else skipped.push(row.id);
+    }
+    this.stats.count("redriven", redriven, now);
+    return { redriven, skipped, more };
+  }
+
+  /** A dead task made new: its unfinished dependencies are waited for again; a dead or cancelled one forbids it. */
+  private requeue(row: TaskRow, now: number): boolean {
+    const deps: TaskRow[] = [];
+    for (const depId of JSON.parse(row.depends_on) as string[]) {
+      const dep = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", depId).toArray()[0];
+      // A purged dependency finished long ago; it can no longer hold the task back.
+      if (!dep) continue;
+      if (dep.status === "dead" || dep.status === "cancelled") return false;
+      if (!isFinal(dep.status)) deps.push(dep);
+    }
+    const status: TaskStatus = deps.length > 0 ? "waiting" : "queued";
+    this.sql.exec(
+      `UPDATE tasks SET status = ?1, attempts = 0, pending_deps = ?2, error = NULL, result = NULL, agent_id = NULL,
+         run_after = NULL, timer_at = NULL, finished_at = NULL, updated_at = ?3 WHERE seq = ?4`,
+      status,
+      deps.length,
+      now,
+      row.seq,
+    );
+    for (const dep of deps) this.sql.exec("INSERT OR IGNORE INTO task_deps (dep_seq, task_seq) VALUES (?, ?)", dep.seq, row.seq);
+    if (status === "queued") this.effects.ready = true;
+    return true;
+  }
+
+  // ---- timers -------------------------------------------------------------------------------------------
+
+  nextTimer(): number | null {
+    return this.sql.exec<{ at: number | null }>("SELECT min(timer_at) AS at FROM tasks WHERE timer_at IS NOT NULL").one().at;
+  }
+
+  /**
+   * Works off up to `limit` due timers: expired leases fail their attempt, delays and backoffs end, finished
+   * tasks past retention are purged. Answers how many were handled; as many as `limit` means there may be more.
+   */
+  runTimers(now: number, limit = ALARM_BATCH): number {
+    const due = this.sql
+      .exec<TaskRow>("SELECT * FROM tasks WHERE timer_at IS NOT NULL AND timer_at <= ? ORDER BY timer_at LIMIT ?", now, limit)
+      .toArray();
+    let purged = 0;
+    for (const row of due) {
+      if (row.status === "leased") {
+        this.stats.count("expired", 1, now);
+        this.failAttempt(row, "expired", { message: `lease expired after ${row.timeout_ms} ms`, code: "lease_expired" }, true, now);
+      } else if (row.status === "waiting") {
+        const ready = row.pending_deps === 0;
+        this.sql.exec(
+          "UPDATE tasks SET status = ?1, timer_at = NULL, updated_at = ?2 WHERE seq = ?3",
+          ready ? "queued" : "waiting",
+          now,
+          row.seq,
+        );
+        if (ready) this.effects.ready = true;
+      } else if (isFinal(row.status)) {
+        this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
+        this.sql.exec("DELETE FROM tasks WHERE seq = ?", row.seq);
+        purged++;
+      }
+    }
+    this.stats.count("purged", purged, now);
+    return due.length;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private record(row: TaskRow): TaskRecord {
+    return toRecord(row, this.opts.pool, this.lanes.get(row.lane));
+  }
+
+  /** The task, if the caller may see it; a task of another tenant is as good as missing. */
+  private visible(principal: Principal, id: string): TaskRow {
+    const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0];
+    if (!row || (!principal.allTenants && row.tenant !== principal.tenant)) throw new ApiError("not_found", `no task ${id}`);
+    return row;
+  }
+
+  /** The task, if `leaseToken` is its current lease: the fencing check of complete, fail and extend. */
+  private holding(principal: Principal, id: string, leaseToken: string): TaskRow {
+    const row = this.visible(principal, id);
+    if (row.status !== "leased" || row.lease_token !== leaseToken) {
+      throw new ApiError("lease_lost", `the lease token is not the current lease of task ${id} (it is ${row.status})`, {
+        status: row.status,
+      });
+    }
+    return row;
+  }
+
+  private failAttempt(row: TaskRow, cause: FailureCause, error: TaskError, retryable: boolean, now: number): TaskRecord {
+    this.stats.count("failed", 1, now);
+    const outcome = afterFailedAttempt({
+      attempts: row.attempts,
+      maxAttempts: row.max_attempts,
+      retryable,
+      cause,
+      now,
+      random01: this.opts.random01(),
+    });
+    const detail: TaskError = { ...error, attempt: row.attempts };
+    if (row.agent_id !== null) this.effects.released.add(row.agent_id);
+    if (outcome.status === "dead") return this.finish({ row, status: "dead", error: detail }, now);
+    const runAfter = outcome.status === "waiting" ? outcome.runAfter : null;
+    const updated = this.sql
+      .exec<TaskRow>(
+        `UPDATE tasks SET status = ?1, lease_token = NULL, lease_expires_at = NULL, run_after = ?2, timer_at = ?2,
+           error = ?3, updated_at = ?4 WHERE seq = ?5 RETURNING *`,
+        outcome.status,
+        runAfter,
+        JSON.stringify(detail),
+        now,
+        row.seq,
+      )
+      .one();
+    if (outcome.status === "queued") this.effects.ready = true;
+    return this.record(updated);
+  }
+
+  /** Moves a task to a final status and settles every task that waited on it, transitively. */
+  private finish(first: Finish, now: number): TaskRecord {
+    const retention = this.opts.retentionMs();
+    const work: Finish[] = [first];
+    let answer: TaskRecord | null = null;
+    while (work.length > 0) {
+      const { row, status, result = null, error = null } = work.pop()!;
+      const updated = this.sql
+        .exec<TaskRow>(
+          `UPDATE tasks SET status = ?1, result = coalesce(?2, result), error = coalesce(?3, error), lease_token = NULL,
+             lease_expires_at = NULL, pending_deps = 0, finished_at = ?4, timer_at = ?5, updated_at = ?4
+           WHERE seq = ?6 RETURNING *`,
+          status,
+          result,
+          error === null ? null : JSON.stringify(error),
+          now,
+          now + retention,
+          row.seq,
+        )
+        .one();
+      answer ??= this.record(updated);
+      if (row.status === "leased" && row.agent_id !== null) this.effects.released.add(row.agent_id);
+      this.effects.finished.add(row.id);
+      this.stats.count(status, 1, now);
+      this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
+      const dependents = this.sql
+        .exec<TaskRow>(
+          "SELECT t.* FROM task_deps d JOIN tasks t ON t.seq = d.task_seq WHERE d.dep_seq = ? ORDER BY t.seq",
+          row.seq,
+        )
+        .toArray();
+      this.sql.exec("DELETE FROM task_deps WHERE dep_seq = ?", row.seq);
+      for (const dependent of dependents) {
+        if (status !== "succeeded") {
+          work.push({ row: dependent, status: "dead", error: dependencyError(updated) });
+          continue;
+        }
+        const pending = dependent.pending_deps - 1;
+        const ready = pending === 0 && (dependent.run_after === null || dependent.run_after <= now);
+        this.sql.exec(
+          "UPDATE tasks SET pending_deps = ?1, status = ?2, timer_at = ?3, updated_at = ?4 WHERE seq = ?5",
+          pending,
+          ready ? "queued" : "waiting",
+          ready || dependent.run_after === null ? null : dependent.run_after,
+          now,
+          dependent.seq,
+        );
+        if (ready) this.effects.ready = true;
+      }
+    }
+    return answer!;
+  }
+}
+
+function dependencyError(dep: TaskRow): TaskError {
+  return { message: `dependency ${dep.id} ended ${dep.status}`, code: "dependency_failed", dependency: dep.id };
+}
+
+function encodeCursor(seq: number): string {
+  return `c${seq.toString(36)}`;
+}
+
+function decodeCursor(cursor: string): number {
+  const m = /^c([0-9a-z]{1,12})$/.exec(cursor);
+  if (!m) throw new ApiError("invalid_request", "cursor is not one this API returned", [{ field: "cursor", message: "malformed" }]);
+  return parseInt(m[1]!, 36);
+}

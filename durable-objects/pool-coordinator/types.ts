@@ -1,0 +1,150 @@
+/**
+ * The pool coordinator's domain types: what its RPC methods take and answer. Payloads and results are
+ * opaque JSON text here; the Worker parses them for clients (and, later, encrypts them at rest).
+ */
+export const TASK_STATUSES = ["waiting", "queued", "leased", "succeeded", "dead", "cancelled"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const FINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "dead", "cancelled"];
+
+export const AGENT_STATES = [
+  "pending",
+  "initializing",
+  "running",
+  "paused",
+  "scaling",
+  "terminating",
+  "failed",
+  "recovering",
+] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+/** Who acts: the tenant whose tasks are touched, and whether the credential crosses tenants. */
+export interface Principal {
+  tenant: string;
+  allTenants: boolean;
+}
+
+export interface Requirements {
+  capabilities: string[];
+  cpu: number;
+  memoryMb: number;
+  gpu: number;
+}
+
+/** A task's error as stored (JSON text on records): a message, a code, and whatever the agent added. */
+export interface TaskError {
+  message: string;
+  code?: string;
+  [key: string]: unknown;
+}
+
+export interface TaskInput {
+  type: string;
+  /** JSON text. */
+  payload: string;
+  priority: number;
+  requires: Requirements;
+  idempotencyKey: string | null;
+  maxAttempts: number;
+  timeoutMs: number;
+  delayMs: number;
+  dependsOn: string[];
+}
+
+export interface TaskRecord {
+  id: string;
+  type: string;
+  pool: string;
+  tenant: string;
+  status: TaskStatus;
+  priority: number;
+  /** JSON text. */
+  payload: string;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  idempotencyKey: string | null;
+  dependsOn: string[];
+  requires: Requirements;
+  /** JSON text, or null while there is no result. */
+  result: string | null;
+  /** JSON text of a TaskError, or null. */
+  error: string | null;
+  agentId: string | null;
+  createdAt: number;
+  updatedAt: number;
+  runAfter: number | null;
+  finishedAt: number | null;
+  /** Set while leased. */
+  leaseExpiresAt: number | null;
+}
+
+export interface LeasedTask extends TaskRecord {
+  attempt: number;
+  leaseToken: string;
+  leaseExpiresAt: number;
+}
+
+export interface AgentLoad {
+  currentLoad: number;
+  queueDepth: number;
+  avgLatencyMs: number;
+}
+
+export interface AgentInput {
+  agentId: string | null;
+  capabilities: string[];
+  resources: { cpu: number; memoryMb: number; gpu: number };
+  maxConcurrency: number;
+  /** JSON text of an object. */
+  metadata: string;
+}
+
+export interface AgentRecord {
+  agentId: string;
+  pool: string;
+  /** null: a shared-fleet agent that serves every tenant. */
+  tenant: string | null;
+  state: AgentState;
+  capabilities: string[];
+  resources: { cpu: number; memoryMb: number; gpu: number };
+  maxConcurrency: number;
+  inFlight: number;
+  load: AgentLoad;
+  /** JSON text of an object. */
+  metadata: string;
+  breaker: "closed" | "open" | "half_open";
+  lastHeartbeatAt: number;
+  registeredAt: number;
+}
+
+export interface PoolConfig {
+  strategy: "weighted_round_robin" | "least_connections" | "resource_aware" | "latency_based";
+  heartbeatIntervalMs: number;
+  missedHeartbeats: number;
+  failedAgentTtlMs: number;
+  breaker: { failureThreshold: number; cooldownMs: number };
+  /** How long finished tasks are kept before the alarm purges them. */
+  retentionMs: number;
+}
+
+export type StatusCounts = Record<TaskStatus, number>;
+
+export interface PoolStats {
+  pool: string;
+  queue: StatusCounts;
+  agents: Record<AgentState, number>;
+  throughput: { windowSeconds: number; submittedPerSec: number; leasedPerSec: number; succeededPerSec: number; failedPerSec: number };
+  latencyMs: { p50: number | null; p99: number | null; windowSeconds: number; samples: number };
+}
+
+/** Everything /metrics needs from one pool, read in one call. */
+export interface PoolMetrics {
+  pool: string;
+  tasks: { tenant: string; status: TaskStatus; count: number }[];
+  agents: Record<AgentState, number>;
+  counters: Record<string, number>;
+  /** Cumulative histogram of submit-to-success time: upper bounds in ms (last is +Inf) and counts. */
+  duration: { bounds: number[]; counts: number[]; sumMs: number; count: number };
+}

@@ -1,0 +1,64 @@
+import type { PoolMetrics } from "../durable-objects/pool-coordinator/types";
+import { AGENT_STATES, TASK_STATUSES } from "../durable-objects/pool-coordinator/types";
+
+/** Counters exported per pool, with the help text Prometheus shows. */
+const COUNTERS: readonly [string, string][] = [
+  ["submitted", "Tasks accepted (idempotent repeats not counted)."],
+  ["leased", "Leases granted (one per attempt)."],
+  ["succeeded", "Tasks completed successfully."],
+  ["failed", "Failed attempts of any cause: reported failures, expired leases, lost agents."],
+  ["expired", "Leases that ran out before the agent completed, failed or extended them."],
+  ["dead", "Tasks moved to the dead letter queue."],
+  ["cancelled", "Tasks cancelled."],
+  ["redriven", "Dead tasks queued again by a redrive."],
+  ["purged", "Finished tasks removed after their retention."],
+];
+
+const label = (value: string): string => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+
+function seconds(ms: number): string {
+  return ms === Infinity ? "+Inf" : String(ms / 1000);
+}
+
+/** The Prometheus text exposition (format 0.0.4) of every pool's metrics. */
+export function renderMetrics(pools: readonly PoolMetrics[]): string {
+  const lines: string[] = [];
+  const family = (name: string, type: string, help: string): void => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  };
+
+  family("daa_pools", "gauge", "Pools known to the directory.");
+  lines.push(`daa_pools ${pools.length}`);
+
+  family("daa_tasks", "gauge", "Tasks in a pool by status.");
+  for (const p of pools) {
+    for (const status of TASK_STATUSES) {
+      const n = p.tasks.filter((t) => t.status === status).reduce((sum, t) => sum + t.count, 0);
+      lines.push(`daa_tasks{pool="${label(p.pool)}",status="${status}"} ${n}`);
+    }
+  }
+
+  family("daa_agents", "gauge", "Agents in a pool by lifecycle state.");
+  for (const p of pools) {
+    for (const state of AGENT_STATES) lines.push(`daa_agents{pool="${label(p.pool)}",state="${state}"} ${p.agents[state]}`);
+  }
+
+  for (const [name, help] of COUNTERS) {
+    const metric = `daa_tasks_${name}_total`;
+    family(metric, "counter", help);
+    for (const p of pools) lines.push(`${metric}{pool="${label(p.pool)}"} ${p.counters[name] ?? 0}`);
+  }
+
+  const hist = "daa_task_duration_seconds";
+  family(hist, "histogram", "Time from submission to success.");
+  for (const p of pools) {
+    const pool = label(p.pool);
+    let cumulative = 0;
+    p.duration.bounds.forEach((bound, i) => {
+      cumulative += p.duration.counts[i] ?? 0;
+      lines.push(`${hist}_bucket{pool="${pool}",le="${seconds(bound)}"} ${cumulative}`);
+    });
+    lines.push(`${hist}_sum{pool="${pool}"} ${p.duration.sumMs / 1000}`, `${hist}_count{pool="${pool}"} ${p.duration.count}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,26 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ApiError, type ErrorBody } from "../shared/errors";
+
+/** The contract's error response: `{"error": {code, message, details?}}` with the code's status. */
+export function errorResponse(c: Context, error: ApiError): Response {
+  return c.json({ error: error.toBody() satisfies ErrorBody }, error.status as 400);
+}
+
+/**
+ * Hono's onError: ApiErrors answer as themselves; Hono's own HTTP exceptions are mapped onto the contract's
+ * codes; anything else is a bug, logged here and answered as a bare 500 without internals.
+ */
+export function onError(err: Error, c: Context): Response {
+  if (err instanceof ApiError) return errorResponse(c, err);
+  if (err instanceof HTTPException) {
+    const code = err.status === 413 ? "payload_too_large" : err.status === 401 ? "unauthorized" : err.status === 404 ? "not_found" : "invalid_request";
+    return errorResponse(c, new ApiError(code, err.message || "the request was rejected"));
+  }
+  console.error(`${c.req.method} ${new URL(c.req.url).pathname} failed`, err);
+  return c.json({ error: { code: "internal", message: "internal error; the request may be retried" } }, 500);
+}
+
+export function onNotFound(c: Context): Response {
+  return errorResponse(c, new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
+}

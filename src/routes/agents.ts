@@ -1,0 +1,125 @@
+import type { Routes } from "../openapi/route";
+import { coordinator } from "../pools";
+import { presentAgent, presentLeased } from "../presenters";
+import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
+import { ErrorSchema } from "../schemas/common";
+import { unwrap } from "../shared/errors";
+import { z } from "zod";
+
+const err = (description: string) => ({ description, schema: ErrorSchema });
+
+export function agentRoutes(routes: Routes): void {
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/pools/:pool/agents",
+      summary: "Register an agent (it goes to running)",
+      tag: "Agents and leases",
+      params: PoolParams,
+      body: RegisterAgent,
+      responses: { 201: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval }, 400: err("invalid registration") },
+    },
+    async (c, { params, body }) => {
+      const agent = unwrap(
+        await coordinator(c.env, params.pool).registerAgent(c.var.caller, {
+          agentId: body.agentId ?? null,
+          capabilities: body.capabilities,
+          resources: body.resources,
+          maxConcurrency: body.maxConcurrency,
+          metadata: JSON.stringify(body.metadata),
+        }),
+      );
+      return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs }, 201);
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/pools/:pool/agents",
+      summary: "List the agents of a pool",
+      tag: "Agents and leases",
+      params: PoolParams,
+      responses: { 200: { description: "the agents", schema: AgentsResponse }, 404: err("no such pool") },
+    },
+    async (c, { params }) => c.json({ agents: unwrap(await coordinator(c.env, params.pool).listAgents(c.var.caller)).map(presentAgent) }),
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/pools/:pool/agents/:agentId",
+      summary: "Get an agent",
+      tag: "Agents and leases",
+      params: AgentParams,
+      responses: { 200: { description: "the agent", schema: Agent }, 404: err("no such agent") },
+    },
+    async (c, { params }) => c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).getAgent(c.var.caller, params.agentId)))),
+  );
+
+  routes.add(
+    {
+      method: "patch",
+      path: "/v1/pools/:pool/agents/:agentId",
+      summary: "Change an agent's lifecycle state",
+      tag: "Agents and leases",
+      params: AgentParams,
+      body: PatchAgent,
+      responses: {
+        200: { description: "the agent", schema: Agent },
+        400: err("unknown state"),
+        404: err("no such agent"),
+        409: err("invalid_transition: the lifecycle does not allow this change"),
+      },
+    },
+    async (c, { params, body }) =>
+      c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).transitionAgent(c.var.caller, params.agentId, body.state)))),
+  );
+
+  routes.add(
+    {
+      method: "delete",
+      path: "/v1/pools/:pool/agents/:agentId",
+      summary: "Remove an agent; its leased tasks go back to the queue at once",
+      tag: "Agents and leases",
+      params: AgentParams,
+      responses: { 200: { description: "removed", schema: z.object({ deleted: z.literal(true), agentId: z.string() }) }, 404: err("no such agent") },
+    },
+    async (c, { params }) => {
+      unwrap(await coordinator(c.env, params.pool).deleteAgent(c.var.caller, params.agentId));
+      return c.json({ deleted: true, agentId: params.agentId });
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/pools/:pool/agents/:agentId/heartbeat",
+      summary: "Report that an agent is alive, with its load",
+      tag: "Agents and leases",
+      params: AgentParams,
+      body: HeartbeatBody,
+      responses: { 200: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval }, 404: err("no such agent") },
+    },
+    async (c, { params, body }) => {
+      const agent = unwrap(await coordinator(c.env, params.pool).heartbeat(c.var.caller, params.agentId, body.load ?? null));
+      return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs });
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/pools/:pool/agents/:agentId/lease",
+      summary: "Lease up to max tasks, waiting up to waitMs for work (long poll)",
+      tag: "Agents and leases",
+      params: AgentParams,
+      body: LeaseBody,
+      responses: { 200: { description: "the leased tasks (empty when there was nothing to do)", schema: LeaseResponse }, 404: err("no such agent") },
+    },
+    async (c, { params, body }) => {
+      const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
+      return c.json({ tasks: tasks.map(presentLeased) });
+    },
+  );
+}

@@ -1,0 +1,52 @@
+import { z } from "zod";
+import { renderMetrics } from "../metrics";
+import { openApiDocument } from "../openapi/document";
+import type { Routes } from "../openapi/route";
+import { coordinator, directory } from "../pools";
+import { unwrap } from "../shared/errors";
+import { DASHBOARD_HTML } from "../dashboard";
+
+export const API_INFO = {
+  title: "DAA Mesh API",
+  version: "1.0.0",
+  description: "Task queue and agent coordination at the edge. Every /v1 route needs Authorization: Bearer <credential>.",
+};
+
+export function systemRoutes(routes: Routes): void {
+  routes.add(
+    { method: "get", path: "/healthz", summary: "Liveness", tag: "System", public: true, responses: { 200: { description: "alive", schema: z.object({ ok: z.literal(true) }) } } },
+    (c) => c.json({ ok: true }),
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/metrics",
+      summary: "Prometheus metrics of every pool",
+      tag: "System",
+      responses: { 200: { description: "Prometheus text exposition 0.0.4", contentType: "text/plain; version=0.0.4" } },
+    },
+    async (c) => {
+      const pools = await directory(c.env).list();
+      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await coordinator(c.env, pool).metrics())));
+      return c.body(renderMetrics(metrics), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/openapi.json",
+      summary: "This document",
+      tag: "System",
+      public: true,
+      responses: { 200: { description: "OpenAPI 3.1", schema: z.record(z.string(), z.unknown()) } },
+    },
+    (c) => c.json(openApiDocument(routes.specs, API_INFO)),
+  );
+
+  routes.add(
+    { method: "get", path: "/", summary: "The dashboard", tag: "System", public: true, responses: { 200: { description: "HTML", contentType: "text/html" } } },
+    (c) => c.html(DASHBOARD_HTML),
+  );
+}

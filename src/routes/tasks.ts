@@ -1,0 +1,229 @@
+import type { z } from "zod";
+import { parseTaskId } from "../../durable-objects/pool-coordinator/ids";
+import type { TaskInput } from "../../durable-objects/pool-coordinator/types";
+import type { Routes } from "../openapi/route";
+import { coordinator, coordinatorOfTask, poolOf } from "../pools";
+import { presentTask } from "../presenters";
+import { ErrorSchema, POOL_NAME } from "../schemas/common";
+import {
+  CompleteBody,
+  ExtendBody,
+  ExtendResponse,
+  FailBody,
+  ResultQuery,
+  SubmitBatch,
+  SubmitTask,
+  Task,
+  TaskIdParams,
+  TasksResponse,
+} from "../schemas/tasks";
+import { ApiError, unwrap, type ErrorDetails, type Outcome } from "../shared/errors";
+import type { SubmitOutcome } from "../../durable-objects/pool-coordinator/tasks";
+
+const err = (description: string) => ({ description, schema: ErrorSchema });
+
+interface Placed {
+  pool: string;
+  input: TaskInput;
+}
+
+/** A validated submission placed in its pool, or the problems that keep it out (field paths under `prefix`). */
+function place(task: z.output<typeof SubmitTask>, prefix: string): Placed | { field: string; message: string }[] {
+  const pool = poolOf(task.type, task.pool);
+  if (!POOL_NAME.test(pool)) {
+    return [{ field: `${prefix}pool`, message: `the pool taken from type "${task.type}" is not a valid pool name; pass pool explicitly` }];
+  }
+  const problems = task.dependsOn.flatMap((dep, j) => {
+    const owner = parseTaskId(dep);
+    return owner && owner.pool === pool && owner.shard === 0
+      ? []
+      : [{ field: `${prefix}dependsOn.${j}`, message: `${dep} is not a task of pool ${pool}` }];
+  });
+  if (problems.length > 0) return problems;
+  return {
+    pool,
+    input: {
+      type: task.type,
+      payload: JSON.stringify(task.payload ?? {}),
+      priority: task.priority,
+      requires: { capabilities: [], cpu: 0, memoryMb: 0, gpu: 0, ...task.requires },
+      idempotencyKey: task.idempotencyKey ?? null,
+      maxAttempts: task.maxAttempts,
+      timeoutMs: task.timeoutMs,
+      delayMs: task.delayMs,
+      dependsOn: task.dependsOn,
+    },
+  };
+}
+
+/** Problems the coordinator reported with indexes into its slice, re-addressed to the whole batch. */
+function readdress(details: ErrorDetails | undefined, indexes: readonly number[]): ErrorDetails | undefined {
+  if (!Array.isArray(details)) return details;
+  return details.map((d) => (d.index === undefined ? d : { field: `tasks.${indexes[d.index]}.${d.field}`, message: d.message }));
+}
+
+export function taskRoutes(routes: Routes): void {
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks",
+      summary: "Submit a task",
+      tag: "Tasks",
+      body: SubmitTask,
+      responses: {
+        201: { description: "created", schema: Task },
+        200: { description: "the task this idempotency key already created", schema: Task },
+        400: err("invalid task"),
+      },
+    },
+    async (c, { body }) => {
+      const placed = place(body, "");
+      if (Array.isArray(placed)) throw new ApiError("invalid_request", "the task is not valid", placed);
+      const [outcome] = unwrap(await coordinator(c.env, placed.pool).submit(c.var.caller, [placed.input]));
+      if (!outcome) throw new Error("submit answered nothing");
+      return c.json(presentTask(outcome.task), outcome.created ? 201 : 200);
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/batch",
+      summary: "Submit up to 1000 tasks; one transaction per pool",
+      tag: "Tasks",
+      body: SubmitBatch,
+      responses: { 201: { description: "the tasks in input order", schema: TasksResponse }, 400: err("invalid tasks") },
+    },
+    async (c, { body }) => {
+      const byPool = new Map<string, { indexes: number[]; inputs: TaskInput[] }>();
+      const problems: { field: string; message: string }[] = [];
+      body.tasks.forEach((task, i) => {
+        const placed = place(task, `tasks.${i}.`);
+        if (Array.isArray(placed)) return void problems.push(...placed);
+        const group = byPool.get(placed.pool) ?? { indexes: [], inputs: [] };
+        group.indexes.push(i);
+        group.inputs.push(placed.input);
+        byPool.set(placed.pool, group);
+      });
+      if (problems.length > 0) throw new ApiError("invalid_request", "some tasks are not valid; none was submitted", problems);
+      const groups = [...byPool.entries()];
+      // Several pools cannot commit atomically together, so dependencies (the one thing a coordinator can
+      // still refuse) are checked in every pool before any of them commits.
+      if (groups.length > 1 && body.tasks.some((t) => t.dependsOn.length > 0)) {
+        const missing = await Promise.all(
+          groups.map(async ([pool, g]) => {
+            const found = unwrap(await coordinator(c.env, pool).missingDependencies(c.var.caller, g.inputs.flatMap((t) => t.dependsOn)));
+            return found.map((id) => ({ field: `tasks (pool ${pool})`, message: `dependsOn names ${id}, which does not exist` }));
+          }),
+        );
+        if (missing.flat().length > 0) throw new ApiError("invalid_request", "some dependencies do not exist; none was submitted", missing.flat());
+      }
+      const out = new Array<ReturnType<typeof presentTask>>(body.tasks.length);
+      await Promise.all(
+        groups.map(async ([pool, { indexes, inputs }]) => {
+          const result: Outcome<SubmitOutcome[]> = await coordinator(c.env, pool).submit(c.var.caller, inputs);
+          if (!result.ok) throw new ApiError(result.error.code, result.error.message, readdress(result.error.details, indexes));
+          result.value.forEach((o, k) => (out[indexes[k]!] = presentTask(o.task)));
+        }),
+      );
+      return c.json({ tasks: out }, 201);
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/tasks/:id",
+      summary: "Get a task",
+      tag: "Tasks",
+      params: TaskIdParams,
+      responses: { 200: { description: "the task", schema: Task }, 404: err("no such task") },
+    },
+    async (c, { params }) => c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).getTask(c.var.caller, params.id)))),
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/tasks/:id/result",
+      summary: "Wait for a task to finish (long poll)",
+      tag: "Tasks",
+      params: TaskIdParams,
+      query: ResultQuery,
+      responses: {
+        200: { description: "the task, final", schema: Task },
+        202: { description: "the task, still not final after waitMs", schema: Task },
+        404: err("no such task"),
+      },
+    },
+    async (c, { params, query }) => {
+      const task = unwrap(await coordinatorOfTask(c.env, params.id).waitResult(c.var.caller, params.id, query.waitMs));
+      const final = task.status === "succeeded" || task.status === "dead" || task.status === "cancelled";
+      return c.json(presentTask(task), final ? 200 : 202);
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/:id/cancel",
+      summary: "Cancel a task that is not final",
+      tag: "Tasks",
+      params: TaskIdParams,
+      responses: { 200: { description: "the task, cancelled", schema: Task }, 404: err("no such task"), 409: err("already final") },
+    },
+    async (c, { params }) => c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).cancel(c.var.caller, params.id)))),
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/:id/complete",
+      summary: "Complete a leased task",
+      tag: "Agents and leases",
+      params: TaskIdParams,
+      body: CompleteBody,
+      responses: { 200: { description: "the task, succeeded", schema: Task }, 404: err("no such task"), 409: err("lease_lost: not the current lease") },
+    },
+    async (c, { params, body }) => {
+      const result = JSON.stringify(body.result ?? null);
+      return c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).complete(c.var.caller, params.id, body.leaseToken, result))));
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/:id/fail",
+      summary: "Fail the current attempt of a leased task",
+      tag: "Agents and leases",
+      params: TaskIdParams,
+      body: FailBody,
+      responses: {
+        200: { description: "the task, waiting for a retry or dead", schema: Task },
+        404: err("no such task"),
+        409: err("lease_lost: not the current lease"),
+      },
+    },
+    async (c, { params, body }) => {
+      const error = body.error ?? { message: "the agent reported a failure" };
+      return c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(error), body.retryable))));
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/:id/extend",
+      summary: "Extend the lease of a task",
+      tag: "Agents and leases",
+      params: TaskIdParams,
+      body: ExtendBody,
+      responses: { 200: { description: "the new expiry", schema: ExtendResponse }, 404: err("no such task"), 409: err("lease_lost: not the current lease") },
+    },
+    async (c, { params, body }) => {
+      const expiresAt = unwrap(await coordinatorOfTask(c.env, params.id).extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null));
+      return c.json({ leaseExpiresAt: new Date(expiresAt).toISOString() });
+    },
+  );
+}

@@ -1,0 +1,59 @@
+import { z } from "zod";
+import { AGENT_STATES } from "../../durable-objects/pool-coordinator/types";
+import { AgentId, intIn, PoolName, Timestamp } from "./common";
+import { LeasedTask } from "./tasks";
+
+export const AgentState = z.enum(AGENT_STATES);
+
+export const Resources = z
+  .strictObject({
+    cpu: z.number().min(0).max(1_000_000).default(0),
+    memoryMb: intIn(0, 1_000_000_000).default(0),
+    gpu: intIn(0, 1024).default(0),
+  })
+  .meta({ id: "Resources" });
+
+export const Load = z
+  .strictObject({
+    currentLoad: z.number().min(0).max(1_000).default(0),
+    queueDepth: intIn(0, 1_000_000_000).default(0),
+    avgLatencyMs: z.number().min(0).max(86_400_000).default(0),
+  })
+  .meta({ id: "Load" });
+
+export const RegisterAgent = z.strictObject({
+  agentId: AgentId.optional(),
+  capabilities: z.array(z.string().min(1).max(64)).max(64).default([]),
+  resources: Resources.default({ cpu: 0, memoryMb: 0, gpu: 0 }),
+  maxConcurrency: intIn(1, 1000).default(1),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const PatchAgent = z.strictObject({ state: AgentState });
+export const HeartbeatBody = z.strictObject({ load: Load.optional() });
+export const LeaseBody = z.strictObject({ max: intIn(1, 100).default(1), waitMs: intIn(0, 30_000).default(0) });
+
+export const Agent = z
+  .object({
+    agentId: z.string(),
+    pool: z.string(),
+    tenant: z.string().nullable().describe("null: a shared-fleet agent serving every tenant"),
+    state: AgentState,
+    capabilities: z.array(z.string()),
+    resources: z.object({ cpu: z.number(), memoryMb: z.number(), gpu: z.number() }),
+    maxConcurrency: z.number().int(),
+    inFlight: z.number().int(),
+    load: z.object({ currentLoad: z.number(), queueDepth: z.number(), avgLatencyMs: z.number() }),
+    metadata: z.record(z.string(), z.unknown()),
+    breaker: z.enum(["closed", "open", "half_open"]),
+    lastHeartbeatAt: Timestamp,
+    registeredAt: Timestamp,
+  })
+  .meta({ id: "Agent" });
+
+export const AgentWithInterval = Agent.extend({ heartbeatIntervalMs: z.number().int() });
+export const AgentsResponse = z.object({ agents: z.array(Agent) });
+export const LeaseResponse = z.object({ tasks: z.array(LeasedTask) });
+
+export const PoolParams = z.object({ pool: PoolName });
+export const AgentParams = z.object({ pool: PoolName, agentId: AgentId });

@@ -1,0 +1,23 @@
+import { z } from "zod";
+
+export const POOL_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export const PoolName = z.string().regex(POOL_NAME, "a pool name is 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit");
+export const AgentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "an agent id is 1-128 characters of A-Z, a-z, 0-9, _ . : -");
+export const TaskId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}\.(0|[1-9][0-9]{0,3})\.[A-Za-z0-9_-]{22}$/, "not a task id");
+
+/** Integers in a range, from JSON or from a query string. */
+export const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
+export const queryIntIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const Timestamp = z.iso.datetime().describe("ISO 8601");
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(["invalid_request", "unauthorized", "forbidden", "not_found", "lease_lost", "invalid_transition", "conflict", "payload_too_large", "rate_limited", "internal"]),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: "Error" });

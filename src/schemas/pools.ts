@@ -1,0 +1,59 @@
+import { z } from "zod";
+import { AGENT_STATES } from "../../durable-objects/pool-coordinator/types";
+import { intIn, queryIntIn, TaskId } from "./common";
+import { Task, TaskStatus } from "./tasks";
+
+const DAY_MS = 24 * 3600 * 1000;
+
+const QueueCounts = z
+  .object({ waiting: z.number(), queued: z.number(), leased: z.number(), succeeded: z.number(), dead: z.number(), cancelled: z.number() })
+  .meta({ id: "QueueCounts" });
+const AgentCounts = z.object(Object.fromEntries(AGENT_STATES.map((s) => [s, z.number()]))).meta({ id: "AgentCounts" });
+
+export const PoolSummary = z.object({ pool: z.string(), queue: QueueCounts, agents: AgentCounts });
+export const PoolsResponse = z.object({ pools: z.array(PoolSummary) });
+
+export const PoolStatsResponse = PoolSummary.extend({
+  throughput: z.object({
+    windowSeconds: z.number(),
+    submittedPerSec: z.number(),
+    leasedPerSec: z.number(),
+    succeededPerSec: z.number(),
+    failedPerSec: z.number(),
+  }),
+  latencyMs: z
+    .object({ p50: z.number().nullable(), p99: z.number().nullable(), windowSeconds: z.number(), samples: z.number() })
+    .describe("submit-to-success time of tasks that succeeded in the window"),
+});
+
+export const ListTasksQuery = z.strictObject({
+  status: TaskStatus.optional(),
+  limit: queryIntIn(1, 1000).default(100),
+  cursor: z.string().max(64).optional(),
+});
+export const ListTasksResponse = z.object({ tasks: z.array(Task), cursor: z.string().nullable() });
+
+export const RedriveBody = z.strictObject({ ids: z.array(TaskId).min(1).max(1000).optional() });
+export const RedriveResponse = z.object({ redriven: z.number().int(), skipped: z.array(z.string()).describe("ids that were not dead, not found, or whose dependency is dead") });
+
+export const Strategy = z.enum(["weighted_round_robin", "least_connections", "resource_aware", "latency_based"]);
+
+export const PoolConfigSchema = z
+  .object({
+    strategy: Strategy,
+    heartbeatIntervalMs: z.number().int(),
+    missedHeartbeats: z.number().int(),
+    failedAgentTtlMs: z.number().int(),
+    breaker: z.object({ failureThreshold: z.number().int(), cooldownMs: z.number().int() }),
+    retentionMs: z.number().int().describe("how long finished tasks are kept"),
+  })
+  .meta({ id: "PoolConfig" });
+
+export const PoolConfigPatch = z.strictObject({
+  strategy: Strategy.optional(),
+  heartbeatIntervalMs: intIn(100, 3_600_000).optional(),
+  missedHeartbeats: intIn(1, 100).optional(),
+  failedAgentTtlMs: intIn(1000, 30 * DAY_MS).optional(),
+  breaker: z.strictObject({ failureThreshold: intIn(1, 1000).optional(), cooldownMs: intIn(100, 3_600_000).optional() }).optional(),
+  retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
+});

@@ -1,0 +1,86 @@
+import { z } from "zod";
+import { TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
+import { intIn, PoolName, queryIntIn, TaskId, Timestamp } from "./common";
+
+export const MAX_BATCH = 1000;
+const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
+
+export const Requirements = z
+  .strictObject({
+    capabilities: z.array(z.string().min(1).max(64)).max(32).default([]),
+    cpu: z.number().min(0).max(1_000_000).default(0),
+    memoryMb: intIn(0, 1_000_000_000).default(0),
+    gpu: intIn(0, 1024).default(0),
+  })
+  .meta({ id: "Requirements" });
+
+export const TaskType = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, "a task type is letters, digits and _ . : / -, like content.generate");
+
+export const SubmitTask = z
+  .strictObject({
+    type: TaskType,
+    payload: z.unknown().optional().describe("any JSON; {} when absent"),
+    priority: intIn(0, 9).default(5).describe("0-9, higher first"),
+    pool: PoolName.optional().describe("defaults to the part of type before the first dot"),
+    requires: Requirements.optional(),
+    idempotencyKey: z.string().min(1).max(255).nullish(),
+    maxAttempts: intIn(1, 100).default(3),
+    timeoutMs: intIn(1000, 3_600_000).default(30_000).describe("lease length"),
+    delayMs: intIn(0, THIRTY_DAYS_MS).default(0),
+    dependsOn: z.array(TaskId).max(100).default([]).describe("ids of tasks in the same pool"),
+  })
+  .meta({ id: "SubmitTask" });
+
+export const SubmitBatch = z.strictObject({ tasks: z.array(SubmitTask).min(1).max(MAX_BATCH) });
+
+export const TaskStatus = z.enum(TASK_STATUSES);
+
+export const TaskErrorSchema = z.looseObject({ message: z.string().max(10_000) }).meta({ id: "TaskError" });
+
+export const Task = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    pool: z.string(),
+    tenant: z.string(),
+    status: TaskStatus,
+    priority: z.number().int(),
+    payload: z.unknown(),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    timeoutMs: z.number().int(),
+    idempotencyKey: z.string().nullable(),
+    dependsOn: z.array(z.string()),
+    requires: z.object({ capabilities: z.array(z.string()), cpu: z.number(), memoryMb: z.number(), gpu: z.number() }),
+    result: z.unknown(),
+    error: TaskErrorSchema.nullable(),
+    agentId: z.string().nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    runAfter: Timestamp.nullable(),
+    finishedAt: Timestamp.nullable(),
+    leaseExpiresAt: Timestamp.nullable(),
+  })
+  .meta({ id: "Task" });
+
+export const LeasedTask = Task.extend({ attempt: z.number().int(), leaseToken: z.string(), leaseExpiresAt: Timestamp }).meta({ id: "LeasedTask" });
+
+export const TaskIdParams = z.object({ id: TaskId });
+export const ResultQuery = z.strictObject({ waitMs: queryIntIn(0, 30_000).default(0) });
+
+const LeaseToken = z.string().min(1).max(256);
+
+export const CompleteBody = z.strictObject({ leaseToken: LeaseToken, result: z.unknown().optional() });
+export const FailBody = z.strictObject({
+  leaseToken: LeaseToken,
+  error: TaskErrorSchema.optional(),
+  retryable: z.boolean().default(true),
+});
+export const ExtendBody = z.strictObject({ leaseToken: LeaseToken, extendMs: intIn(1000, 3_600_000).optional() });
+export const ExtendResponse = z.object({ leaseExpiresAt: Timestamp });
+
+export const TasksResponse = z.object({ tasks: z.array(Task) });
