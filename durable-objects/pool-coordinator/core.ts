@@ -120,7 +120,10 @@ export class PoolCore {
   /** A lifecycle change; an agent that fails gives its leases back, a terminating one leaves once idle. */
   transitionAgent(principal: Principal, agentId: string, to: AgentState, now: number): AgentRecord {
     const agent = this.agents.transition(principal, agentId, to);
-    if (to === "failed") this.tasks.releaseAgent(agentId, `agent ${agentId} failed`, now);
+    if (to === "failed") {
+      this.tasks.releaseAgent(agentId, `agent ${agentId} failed`, now);
+      return this.agents.get(principal, agentId);
+    }
     if (to === "terminating") this.agents.reapTerminating([agentId]);
     return agent;
   }
