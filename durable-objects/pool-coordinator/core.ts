@@ -101,6 +101,7 @@ export class PoolCore {
   // ---- agents and leases ----------------------------------------------------------------------------------
 
   registerAgent(principal: Principal, input: AgentInput, now: number): AgentRecord {
+    this.tasks.effects.agentsChanged = true;
     return this.agents.register(principal, input, now);
   }
 
@@ -120,6 +121,7 @@ export class PoolCore {
   /** A lifecycle change; an agent that fails gives its leases back, a terminating one leaves once idle. */
   transitionAgent(principal: Principal, agentId: string, to: AgentState, now: number): AgentRecord {
     const agent = this.agents.transition(principal, agentId, to);
+    this.tasks.effects.agentsChanged = true;
     if (to === "failed") {
       this.tasks.releaseAgent(agentId, `agent ${agentId} failed`, now);
       return this.agents.get(principal, agentId);

@@ -101,13 +101,15 @@ export class PoolCoordinator extends DurableObject<Env> {
   /** Dead tasks back to the queue, in transactions of a thousand so a large DLQ never blocks the pool. */
   async redrive(principal: Principal, ids: string[] | null): Promise<Outcome<{ redriven: number; skipped: string[] }>> {
     let redriven = 0;
+    let afterSeq = 0;
     const skipped: string[] = [];
     for (;;) {
-      const step = await this.change(false, (core, now) => core.tasks.redrive(principal, ids, now, REDRIVE_CHUNK));
+      const step = await this.change(false, (core, now) => core.tasks.redrive(principal, ids, now, REDRIVE_CHUNK, afterSeq));
       if (!step.ok) return step;
       redriven += step.value.redriven;
       skipped.push(...step.value.skipped);
-      if (!step.value.more || step.value.redriven === 0) return ok({ redriven, skipped });
+      afterSeq = step.value.lastSeq;
+      if (!step.value.more) return ok({ redriven, skipped });
     }
   }
 
@@ -259,7 +261,7 @@ export class PoolCoordinator extends DurableObject<Env> {
       this.ctx.storage.transactionSync(() => core.agents.reapTerminating(effects.released));
     }
     this.resultSignals.signal(effects.finished);
-    if (effects.ready && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
+    if ((effects.ready || effects.released.size > 0 || effects.agentsChanged) && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
     const now = this.clock();
     const next = core.nextTimer(now);
     if (needsRearm(this.armedAt, next)) {

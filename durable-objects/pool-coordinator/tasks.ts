@@ -9,16 +9,18 @@ import type { LeasedTask, Principal, TaskError, TaskInput, TaskRecord, TaskStatu
 
 /** What a committed operation changed that waiting callers care about. */
 export interface Effects {
-  /** Some task became queued: lease waiters should try again. */
+  /** Some task became queued or an agent got room for more: lease waiters should try again. */
   ready: boolean;
   /** Tasks that reached a final status: result waiters for them wake up. */
   finished: Set<string>;
-  /** Agents that gave up a lease: a terminating one may now be removable. */
+  /** Agents that gave up a lease: a terminating one may now be removable, a running one has room. */
   released: Set<string>;
+  /** An agent registered or changed state: it may now take work. */
+  agentsChanged: boolean;
 }
 
 export function emptyEffects(): Effects {
-  return { ready: false, finished: new Set(), released: new Set() };
+  return { ready: false, finished: new Set(), released: new Set(), agentsChanged: false };
 }
 
 export interface TaskStoreOptions {
@@ -87,7 +89,8 @@ export class TaskStore {
         }
       }
       const deps: TaskRow[] = [];
-      for (const [j, depId] of input.dependsOn.entries()) {
+      const dependsOn = [...new Set(input.dependsOn)];
+      for (const [j, depId] of dependsOn.entries()) {
         const dep = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", depId).toArray()[0];
         if (!dep || dep.tenant !== principal.tenant) {
           problems.push({ index, field: `dependsOn.${j}`, message: `no task ${depId} in pool ${this.opts.pool}` });
@@ -96,7 +99,7 @@ export class TaskStore {
         }
       }
       if (problems.length > 0) continue;
-      out.push({ task: this.insert(principal.tenant, input, deps, now), created: true });
+      out.push({ task: this.insert(principal.tenant, { ...input, dependsOn }, deps, now), created: true });
       submitted++;
     }
     if (problems.length > 0) {
@@ -236,18 +239,18 @@ export class TaskStore {
   // ---- settle -------------------------------------------------------------------------------------------
 
   complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
-    const row = this.holding(principal, id, leaseToken);
+    const row = this.holding(principal, id, leaseToken, now);
     this.stats.recordDurations([now - row.created_at], now);
     return this.finish({ row, status: "succeeded", result }, now);
   }
 
   fail(principal: Principal, id: string, leaseToken: string, error: TaskError, retryable: boolean, now: number): TaskRecord {
-    const row = this.holding(principal, id, leaseToken);
+    const row = this.holding(principal, id, leaseToken, now);
     return this.failAttempt(row, "failed", error, retryable, now);
   }
 
   extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): number {
-    const row = this.holding(principal, id, leaseToken);
+    const row = this.holding(principal, id, leaseToken, now);
     const expiresAt = now + (extendMs ?? row.timeout_ms);
     this.sql.exec("UPDATE tasks SET lease_expires_at = ?1, timer_at = ?1, updated_at = ?2 WHERE seq = ?3", expiresAt, now, row.seq);
     return expiresAt;
@@ -270,15 +273,21 @@ export class TaskStore {
   }
 
   /** Dead tasks back to the queue with attempts reset; `ids` null means every dead task the caller may see. */
-  redrive(principal: Principal, ids: readonly string[] | null, now: number, limit: number): { redriven: number; skipped: string[]; more: boolean } {
+  redrive(
+    principal: Principal,
+    ids: readonly string[] | null,
+    now: number,
+    limit: number,
+    afterSeq = 0,
+  ): { redriven: number; skipped: string[]; more: boolean; lastSeq: number } {
     let rows: TaskRow[];
     if (ids === null) {
       rows = this.sql
         .exec<TaskRow>(
           principal.allTenants
-            ? "SELECT * FROM tasks WHERE status = 'dead' ORDER BY seq LIMIT ?"
-            : "SELECT * FROM tasks WHERE status = 'dead' AND tenant = ? ORDER BY seq LIMIT ?",
-          ...(principal.allTenants ? [limit + 1] : [principal.tenant, limit + 1]),
+            ? "SELECT * FROM tasks WHERE status = 'dead' AND seq > ? ORDER BY seq LIMIT ?"
+            : "SELECT * FROM tasks WHERE status = 'dead' AND seq > ? AND tenant = ? ORDER BY seq LIMIT ?",
+          ...(principal.allTenants ? [afterSeq, limit + 1] : [afterSeq, principal.tenant, limit + 1]),
         )
         .toArray();
     } else {
@@ -297,13 +306,13 @@ export class TaskStore {
       else skipped.push(row.id);
     }
     this.stats.count("redriven", redriven, now);
-    return { redriven, skipped, more };
+    return { redriven, skipped, more, lastSeq: rows.slice(0, limit).reduce((m, r) => Math.max(m, r.seq), afterSeq) };
   }
 
   /** A dead task made new: its unfinished dependencies are waited for again; a dead or cancelled one forbids it. */
   private requeue(row: TaskRow, now: number): boolean {
     const deps: TaskRow[] = [];
-    for (const depId of JSON.parse(row.depends_on) as string[]) {
+    for (const depId of new Set(JSON.parse(row.depends_on) as string[])) {
       const dep = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", depId).toArray()[0];
       // A purged dependency finished long ago; it can no longer hold the task back.
       if (!dep) continue;
@@ -375,12 +384,20 @@ export class TaskStore {
     return row;
   }
 
-  /** The task, if `leaseToken` is its current lease: the fencing check of complete, fail and extend. */
-  private holding(principal: Principal, id: string, leaseToken: string): TaskRow {
+  /**
+   * The task, if `leaseToken` is its current, unexpired lease: the fencing check of complete, fail and extend.
+   * A lease past its expiry is lost even if the alarm has not yet run to requeue the task.
+   */
+  private holding(principal: Principal, id: string, leaseToken: string, now: number): TaskRow {
     const row = this.visible(principal, id);
     if (row.status !== "leased" || row.lease_token !== leaseToken) {
       throw new ApiError("lease_lost", `the lease token is not the current lease of task ${id} (it is ${row.status})`, {
         status: row.status,
+      });
+    }
+    if (row.lease_expires_at !== null && row.lease_expires_at <= now) {
+      throw new ApiError("lease_lost", `the lease of task ${id} expired at ${new Date(row.lease_expires_at).toISOString()}`, {
+        status: "expired",
       });
     }
     return row;
@@ -424,7 +441,8 @@ export class TaskStore {
       const { row, status, result = null, error = null } = work.pop()!;
       const updated = this.sql
         .exec<TaskRow>(
-          `UPDATE tasks SET status = ?1, result = coalesce(?2, result), error = coalesce(?3, error), lease_token = NULL,
+          `UPDATE tasks SET status = ?1, result = coalesce(?2, result),
+             error = CASE WHEN ?1 = 'succeeded' THEN NULL ELSE coalesce(?3, error) END, lease_token = NULL,
              lease_expires_at = NULL, pending_deps = 0, finished_at = ?4, timer_at = ?5, updated_at = ?4
            WHERE seq = ?6 RETURNING *`,
           status,

@@ -26,7 +26,7 @@ export const PoolStatsResponse = PoolSummary.extend({
     .describe("submit-to-success time of tasks that succeeded in the window"),
 });
 
-export const ListTasksQuery = z.strictObject({
+export const ListTasksQuery = z.object({
   status: TaskStatus.optional(),
   limit: queryIntIn(1, 1000).default(100),
   cursor: z.string().max(64).optional(),

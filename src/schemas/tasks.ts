@@ -70,7 +70,7 @@ export const Task = z
 export const LeasedTask = Task.extend({ attempt: z.number().int(), leaseToken: z.string(), leaseExpiresAt: Timestamp }).meta({ id: "LeasedTask" });
 
 export const TaskIdParams = z.object({ id: TaskId });
-export const ResultQuery = z.strictObject({ waitMs: queryIntIn(0, 30_000).default(0) });
+export const ResultQuery = z.object({ waitMs: queryIntIn(0, 30_000).default(0) });
 
 const LeaseToken = z.string().min(1).max(256);
 

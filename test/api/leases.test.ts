@@ -275,3 +275,69 @@ describe("agents", () => {
     expect((await api("POST", `/v1/tasks/${t.id}/complete`, { leaseToken: l.leaseToken })).status).toBe(200);
   });
 });
+
+describe("fixes found by review", () => {
+  it("a waiting lease call wakes when the agent frees a slot", async () => {
+    const pool = freshPool();
+    await register(pool, "a1", { maxConcurrency: 1 });
+    const first = await submit(pool);
+    const second = await submit(pool);
+    const [l] = await lease(pool, "a1");
+    expect(l.id).toBe(first.id);
+    const started = Date.now();
+    const waiting = lease(pool, "a1", 1, 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    await api("POST", `/v1/tasks/${first.id}/complete`, { leaseToken: l.leaseToken });
+    expect((await waiting).map((t) => t.id)).toEqual([second.id]);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("a waiting lease call wakes when its paused agent runs again", async () => {
+    const pool = freshPool();
+    await register(pool, "a1");
+    const t = await submit(pool);
+    await api("PATCH", `/v1/pools/${pool}/agents/a1`, { state: "paused" });
+    const waiting = lease(pool, "a1", 1, 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    await api("PATCH", `/v1/pools/${pool}/agents/a1`, { state: "running" });
+    expect((await waiting).map((x) => x.id)).toEqual([t.id]);
+  });
+
+  it("duplicate ids in dependsOn count once", async () => {
+    const pool = freshPool();
+    const a = await submit(pool);
+    const b = await submit(pool, { dependsOn: [a.id, a.id] });
+    expect(b.dependsOn).toEqual([a.id]);
+    await register(pool, "w");
+    const [l] = await lease(pool, "w");
+    await api("POST", `/v1/tasks/${a.id}/complete`, { leaseToken: l.leaseToken });
+    expect((await api("GET", `/v1/tasks/${b.id}`)).body.status).toBe("queued");
+  });
+
+  it("a success clears the error of an earlier attempt", async () => {
+    const pool = freshPool();
+    const clock = await new PoolClock(pool).install();
+    const t = await submit(pool);
+    await register(pool, "w");
+    const [l1] = await lease(pool, "w");
+    await api("POST", `/v1/tasks/${t.id}/fail`, { leaseToken: l1.leaseToken, error: { message: "flaky" } });
+    await clock.advance(1000);
+    const [l2] = await lease(pool, "w");
+    const done = await api("POST", `/v1/tasks/${t.id}/complete`, { leaseToken: l2.leaseToken });
+    expect(done.body).toMatchObject({ status: "succeeded", error: null });
+  });
+
+  it("a lease past its expiry is lost even before the alarm runs", async () => {
+    const pool = freshPool();
+    const clock = await new PoolClock(pool).install();
+    const t = await submit(pool, { timeoutMs: 1000 });
+    await register(pool, "w");
+    const [l] = await lease(pool, "w");
+    clock.now += 1000;
+    await clock.install();
+    const res = await api("POST", `/v1/tasks/${t.id}/complete`, { leaseToken: l.leaseToken });
+    expectError(res, 409, "lease_lost");
+    expectError(await api("POST", `/v1/tasks/${t.id}/extend`, { leaseToken: l.leaseToken }), 409, "lease_lost");
+    expect((await api("GET", `/v1/tasks/${t.id}`)).body.status).toBe("leased");
+  });
+});

@@ -150,3 +150,25 @@ describe("pool config", () => {
     expect((await api("GET", `/v1/pools/${pool}/config`)).body.strategy).toBe("least_connections");
   });
 });
+
+describe("redrive of a large dead letter queue", () => {
+  it("moves every dead task in chunks, reporting each skipped task once", async () => {
+    const pool = freshPool();
+    const tasks = Array.from({ length: 1000 }, () => ({ type: `${pool}.x`, maxAttempts: 1 }));
+    const root = await submit(pool, { maxAttempts: 1 });
+    await api("POST", `/v1/tasks/${root.id}/cancel`);
+    const blocked = await submit(pool, { dependsOn: [root.id] });
+    expect(blocked.status).toBe("dead");
+    for (let i = 0; i < 2; i++) await api("POST", "/v1/tasks/batch", { tasks });
+    await register(pool, "k", { maxConcurrency: 1000 });
+    for (let round = 0; round < 20; round++) {
+      const leased = await lease(pool, "k", 100);
+      if (leased.length === 0) break;
+      await Promise.all(leased.map((t) => api("POST", `/v1/tasks/${t.id}/fail`, { leaseToken: t.leaseToken, retryable: false })));
+    }
+    expect((await api("GET", `/v1/pools/${pool}`)).body.queue.dead).toBe(2001);
+    const res = await api("POST", `/v1/pools/${pool}/dlq/redrive`, {});
+    expect(res.body).toEqual({ redriven: 2000, skipped: [blocked.id] });
+    expect((await api("GET", `/v1/pools/${pool}`)).body.queue).toMatchObject({ dead: 1, queued: 2000 });
+  });
+});
