@@ -16,6 +16,8 @@ import type {
   PoolMetrics,
   PoolStats,
   Principal,
+  Settlement,
+  SettlementResult,
   StatusCounts,
   TaskError,
   TaskInput,
@@ -49,7 +51,7 @@ export class PoolCoordinator extends DurableObject<Env> {
       // A pool that was never written to has no tables; reads of it answer 404 without creating any.
       if (schemaExists(ctx.storage.sql)) {
         this.open();
-        await this.settle();
+        await this.afterCommit();
       }
     });
   }
@@ -92,6 +94,11 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   async extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null): Promise<Outcome<number>> {
     return this.change(false, (core, now) => core.tasks.extend(principal, id, leaseToken, extendMs, now));
+  }
+
+  /** Several completions, failures and extensions of leases in this pool, applied in one transaction. */
+  async settle(principal: Principal, items: Settlement[]): Promise<Outcome<SettlementResult[]>> {
+    return this.change(false, (core, now) => core.tasks.settle(principal, items, now));
   }
 
   async listTasks(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): Promise<Outcome<ListPage>> {
@@ -153,14 +160,14 @@ export class PoolCoordinator extends DurableObject<Env> {
     const attempt = (): Outcome<LeasedTask[]> => this.apply(false, (core, now) => core.lease(principal, agentId, max, now));
     const first = attempt();
     if (!first.ok || first.value.length > 0 || waitMs <= 0) {
-      await this.settle();
+      await this.afterCommit();
       return first;
     }
     const later = await this.leaseWaiters.wait(waitMs, () => {
       const next = attempt();
       return !next.ok || next.value.length > 0 ? next : null;
     });
-    await this.settle();
+    await this.afterCommit();
     return later ?? ok([]);
   }
 
@@ -195,7 +202,7 @@ export class PoolCoordinator extends DurableObject<Env> {
       const handled = this.apply(false, (core, now) => core.tasks.runTimers(now, ALARM_BATCH));
       if (!handled.ok || handled.value < ALARM_BATCH) break;
     }
-    await this.settle();
+    await this.afterCommit();
   }
 
   // ---- the shell ------------------------------------------------------------------------------------------
@@ -234,7 +241,7 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   private async change<T>(create: boolean, fn: (core: PoolCore, now: number) => T): Promise<Outcome<T>> {
     const out = this.apply(create, fn);
-    await this.settle();
+    await this.afterCommit();
     return out;
   }
 
@@ -253,7 +260,7 @@ export class PoolCoordinator extends DurableObject<Env> {
    * After a commit: remove terminating agents that went idle, wake the callers the change concerns, move the
    * alarm earlier if a new timer needs it, and make sure the directory lists this pool.
    */
-  private async settle(): Promise<void> {
+  private async afterCommit(): Promise<void> {
     const core = this.core;
     if (!core) return;
     const effects = core.tasks.takeEffects();

@@ -5,7 +5,7 @@ import { afterFailedAttempt, canCancel, isFinal, mergeReady, type AgentFit, type
 import type { StatsStore } from "./stats";
 import { toRecord, type TaskRow } from "./task-rows";
 import { ALARM_BATCH } from "./timers";
-import type { LeasedTask, Principal, TaskError, TaskInput, TaskRecord, TaskStatus } from "./types";
+import type { LeasedTask, Principal, Settlement, SettlementResult, TaskError, TaskInput, TaskRecord, TaskStatus } from "./types";
 
 /** What a committed operation changed that waiting callers care about. */
 export interface Effects {
@@ -254,6 +254,30 @@ export class TaskStore {
     const expiresAt = now + (extendMs ?? row.timeout_ms);
     this.sql.exec("UPDATE tasks SET lease_expires_at = ?1, timer_at = ?1, updated_at = ?2 WHERE seq = ?3", expiresAt, now, row.seq);
     return expiresAt;
+  }
+
+  /**
+   * Applies an agent's settlements in order, all in the caller's transaction. A refused one (unknown task, stale
+   * or expired lease) is refused before it writes anything, so it is reported and the others still apply.
+   */
+  settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {
+    return items.map((item): SettlementResult => {
+      try {
+        switch (item.action) {
+          case "complete":
+            return { id: item.id, status: this.complete(principal, item.id, item.leaseToken, item.result, now).status };
+          case "fail":
+            return { id: item.id, status: this.fail(principal, item.id, item.leaseToken, JSON.parse(item.error) as TaskError, item.retryable, now).status };
+          case "extend":
+            return { id: item.id, status: "leased", leaseExpiresAt: this.extend(principal, item.id, item.leaseToken, item.extendMs, now) };
+        }
+      } catch (err) {
+        if (err instanceof ApiError && (err.code === "not_found" || err.code === "lease_lost")) {
+          return { id: item.id, error: { code: err.code, message: err.message } };
+        }
+        throw err;
+      }
+    });
   }
 
   cancel(principal: Principal, id: string, now: number): TaskRecord {

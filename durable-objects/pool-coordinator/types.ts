@@ -80,6 +80,17 @@ export interface TaskRecord {
   leaseExpiresAt: number | null;
 }
 
+/** One step of a batch settlement: what an agent reports about one of its leases. */
+export type Settlement =
+  | { action: "complete"; id: string; leaseToken: string; /** JSON text */ result: string }
+  | { action: "fail"; id: string; leaseToken: string; /** JSON text of a TaskError */ error: string; retryable: boolean }
+  | { action: "extend"; id: string; leaseToken: string; extendMs: number | null };
+
+/** How one settlement went: the task's status after it, or why it was refused (nothing changed then). */
+export type SettlementResult =
+  | { id: string; status: TaskStatus; leaseExpiresAt?: number }
+  | { id: string; error: { code: "not_found" | "lease_lost"; message: string } };
+
 export interface LeasedTask extends TaskRecord {
   attempt: number;
   leaseToken: string;

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { parseTaskId } from "../../durable-objects/pool-coordinator/ids";
-import type { TaskInput } from "../../durable-objects/pool-coordinator/types";
+import type { Settlement, SettlementResult, TaskInput } from "../../durable-objects/pool-coordinator/types";
 import type { Routes } from "../openapi/route";
 import { coordinator, coordinatorOfTask, poolOf } from "../pools";
 import { presentTask } from "../presenters";
@@ -11,6 +11,8 @@ import {
   ExtendResponse,
   FailBody,
   ResultQuery,
+  SettleBody,
+  SettleResponse,
   SubmitBatch,
   SubmitTask,
   Task,
@@ -224,6 +226,51 @@ export function taskRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       const expiresAt = unwrap(await coordinatorOfTask(c.env, params.id).extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null));
       return c.json({ leaseExpiresAt: new Date(expiresAt).toISOString() });
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/v1/tasks/settle",
+      summary: "Complete, fail or extend up to 1000 leases in one request (an extension of the contract)",
+      tag: "Agents and leases",
+      body: SettleBody,
+      responses: {
+        200: { description: "one result per item, in input order: the task's status, or the error that refused it", schema: SettleResponse },
+        400: err("invalid items"),
+      },
+    },
+    async (c, { body }) => {
+      const results = new Array<SettlementResult>(body.items.length);
+      const byPool = new Map<string, { indexes: number[]; items: Settlement[] }>();
+      body.items.forEach((item, i) => {
+        const owner = parseTaskId(item.id);
+        if (!owner) return void (results[i] = { id: item.id, error: { code: "not_found", message: `no task ${item.id}` } });
+        const settlement: Settlement =
+          item.action === "complete"
+            ? { action: "complete", id: item.id, leaseToken: item.leaseToken, result: JSON.stringify(item.result ?? null) }
+            : item.action === "fail"
+              ? { action: "fail", id: item.id, leaseToken: item.leaseToken, error: JSON.stringify(item.error ?? { message: "the agent reported a failure" }), retryable: item.retryable }
+              : { action: "extend", id: item.id, leaseToken: item.leaseToken, extendMs: item.extendMs ?? null };
+        const key = owner.shard === 0 ? owner.pool : `${owner.pool}#${owner.shard}`;
+        const group = byPool.get(key) ?? { indexes: [], items: [] };
+        group.indexes.push(i);
+        group.items.push(settlement);
+        byPool.set(key, group);
+      });
+      await Promise.all(
+        [...byPool.entries()].map(async ([key, { indexes, items }]) => {
+          const [pool = key, shard = "0"] = key.split("#");
+          const outcome: Outcome<SettlementResult[]> = await coordinator(c.env, pool, Number(shard)).settle(c.var.caller, items);
+          indexes.forEach((index, k) => {
+            results[index] = outcome.ok ? outcome.value[k]! : { id: items[k]!.id, error: { code: "not_found", message: outcome.error.message } };
+          });
+        }),
+      );
+      return c.json({
+        results: results.map((r) => ("leaseExpiresAt" in r && r.leaseExpiresAt !== undefined ? { ...r, leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() } : r)),
+      });
     },
   );
 }

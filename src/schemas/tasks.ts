@@ -84,3 +84,24 @@ export const ExtendBody = z.strictObject({ leaseToken: LeaseToken, extendMs: int
 export const ExtendResponse = z.object({ leaseExpiresAt: Timestamp });
 
 export const TasksResponse = z.object({ tasks: z.array(Task) });
+
+export const SettleItem = z.discriminatedUnion("action", [
+  z.strictObject({ action: z.literal("complete"), id: z.string().max(128), leaseToken: LeaseToken, result: z.unknown().optional() }),
+  z.strictObject({
+    action: z.literal("fail"),
+    id: z.string().max(128),
+    leaseToken: LeaseToken,
+    error: TaskErrorSchema.optional(),
+    retryable: z.boolean().default(true),
+  }),
+  z.strictObject({ action: z.literal("extend"), id: z.string().max(128), leaseToken: LeaseToken, extendMs: intIn(1000, 3_600_000).optional() }),
+]);
+export const SettleBody = z.strictObject({ items: z.array(SettleItem).min(1).max(MAX_BATCH) });
+export const SettleResponse = z.object({
+  results: z.array(
+    z.union([
+      z.object({ id: z.string(), status: TaskStatus, leaseExpiresAt: Timestamp.optional() }),
+      z.object({ id: z.string(), error: z.object({ code: z.enum(["not_found", "lease_lost"]), message: z.string() }) }),
+    ]),
+  ),
+});

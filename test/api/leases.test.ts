@@ -341,3 +341,51 @@ describe("fixes found by review", () => {
     expect((await api("GET", `/v1/tasks/${t.id}`)).body.status).toBe("leased");
   });
 });
+
+describe("POST /v1/tasks/settle (batch of completions, failures and extensions)", () => {
+  it("applies each item in order and reports refused ones without stopping the others", async () => {
+    const pool = freshPool();
+    const other = freshPool();
+    const clock = await new PoolClock(pool).install();
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push((await submit(pool, { maxAttempts: 2 })).id);
+    const foreign = await submit(other);
+    await register(pool, "w");
+    await register(other, "w");
+    const leased = await lease(pool, "w", 4);
+    const [lf] = await lease(other, "w");
+    const token = Object.fromEntries(leased.map((t) => [t.id, t.leaseToken]));
+    const res = await api("POST", "/v1/tasks/settle", {
+      items: [
+        { action: "complete", id: ids[0], leaseToken: token[ids[0]], result: { n: 0 } },
+        { action: "fail", id: ids[1], leaseToken: token[ids[1]], error: { message: "nope" } },
+        { action: "fail", id: ids[2], leaseToken: token[ids[2]], retryable: false },
+        { action: "extend", id: ids[3], leaseToken: token[ids[3]], extendMs: 60_000 },
+        { action: "complete", id: ids[0], leaseToken: token[ids[0]] },
+        { action: "complete", id: ids[3], leaseToken: "stale" },
+        { action: "complete", id: "garbage", leaseToken: "x" },
+        { action: "complete", id: foreign.id, leaseToken: lf.leaseToken, result: "other pool" },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.results).toEqual([
+      { id: ids[0], status: "succeeded" },
+      { id: ids[1], status: "waiting" },
+      { id: ids[2], status: "dead" },
+      { id: ids[3], status: "leased", leaseExpiresAt: new Date(clock.now + 60_000).toISOString() },
+      { id: ids[0], error: { code: "lease_lost", message: expect.any(String) } },
+      { id: ids[3], error: { code: "lease_lost", message: expect.any(String) } },
+      { id: "garbage", error: { code: "not_found", message: expect.any(String) } },
+      { id: foreign.id, status: "succeeded" },
+    ]);
+    expect((await api("GET", `/v1/tasks/${ids[0]}`)).body.result).toEqual({ n: 0 });
+    expect((await api("GET", `/v1/tasks/${foreign.id}`)).body.result).toBe("other pool");
+  });
+
+  it("rejects a malformed batch as a whole", async () => {
+    expectError(await api("POST", "/v1/tasks/settle", { items: [] }), 400, "invalid_request");
+    expectError(await api("POST", "/v1/tasks/settle", { items: [{ action: "explode", id: "a", leaseToken: "b" }] }), 400, "invalid_request");
+    const many = Array.from({ length: 1001 }, () => ({ action: "complete", id: "a", leaseToken: "b" }));
+    expectError(await api("POST", "/v1/tasks/settle", { items: many }), 400, "invalid_request");
+  });
+});

@@ -41,6 +41,7 @@ describe("/openapi.json", () => {
         "POST /v1/tasks/{id}/complete",
         "POST /v1/tasks/{id}/fail",
         "POST /v1/tasks/{id}/extend",
+        "POST /v1/tasks/settle",
         "POST /v1/pools/{pool}/agents",
         "GET /v1/pools/{pool}/agents",
         "GET /v1/pools/{pool}/agents/{agentId}",
