@@ -84,6 +84,7 @@ export class PoolCore {
   /** Forgets caches after a rolled-back transaction. */
   discardCaches(): void {
     this.cachedConfig = null;
+    this.stats.discard();
     this.lanes.reload();
     this.tasks.takeEffects();
   }

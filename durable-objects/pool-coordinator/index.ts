@@ -231,7 +231,13 @@ export class PoolCoordinator extends DurableObject<Env> {
     const now = this.clock();
     const target = core;
     try {
-      return ok(this.ctx.storage.transactionSync(() => fn(target, now)));
+      return ok(
+        this.ctx.storage.transactionSync(() => {
+          const value = fn(target, now);
+          target.stats.flush(now);
+          return value;
+        }),
+      );
     } catch (err) {
       target.discardCaches();
       if (err instanceof ApiError) return { ok: false, error: err.toBody() };

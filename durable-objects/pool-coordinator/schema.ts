@@ -120,6 +120,9 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (bucket, le)
   ) WITHOUT ROWID;
   `,
+  /* 2: finding the dependencies of a task (cancel, purge) without scanning every dependency */ `
+  CREATE INDEX task_deps_by_task ON task_deps (task_seq);
+  `,
 ];
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */

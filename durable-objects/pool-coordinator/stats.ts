@@ -57,39 +57,55 @@ export function quantileFromBuckets(counts: readonly number[], q: number): numbe
 
 export class StatsStore {
   private lastPrunedBucket = 0;
+  /** Counts and durations of the open transaction, written once by `flush` at its end. */
+  private readonly pendingCounts = new Map<CounterName, number>();
+  private pendingDurations: number[] = [];
 
   constructor(private readonly sql: SqlStorage) {}
 
-  /** Adds to a counter and to the current rate bucket. */
-  count(name: CounterName, n: number, now: number): void {
-    if (n <= 0) return;
-    this.sql.exec(
-      "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + ?2",
-      name,
-      n,
-    );
-    const bucket = bucketOf(now);
-    this.sql.exec(
-      "INSERT INTO rate_buckets (bucket, name, n) VALUES (?1, ?2, ?3) ON CONFLICT (bucket, name) DO UPDATE SET n = n + ?3",
-      bucket,
-      name,
-      n,
-    );
-    this.prune(bucket);
+  /** Adds to a counter (and to the current rate bucket, at `flush`). */
+  count(name: CounterName, n: number): void {
+    if (n > 0) this.pendingCounts.set(name, (this.pendingCounts.get(name) ?? 0) + n);
   }
 
   /** Records how long tasks took from submission to success. */
-  recordDurations(durationsMs: readonly number[], now: number): void {
-    if (durationsMs.length === 0) return;
+  recordDurations(durationsMs: readonly number[]): void {
+    for (const ms of durationsMs) this.pendingDurations.push(ms);
+  }
+
+  /** Drops what a rolled-back transaction counted. */
+  discard(): void {
+    this.pendingCounts.clear();
+    this.pendingDurations = [];
+  }
+
+  /**
+   * Writes what this transaction counted: a batch of a thousand completions costs a handful of upserts,
+   * not thousands. Call at the end of the transaction, inside it.
+   */
+  flush(now: number): void {
+    const bucket = bucketOf(now);
+    for (const [name, n] of this.pendingCounts) {
+      this.sql.exec(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + ?2",
+        name,
+        n,
+      );
+      this.sql.exec(
+        "INSERT INTO rate_buckets (bucket, name, n) VALUES (?1, ?2, ?3) ON CONFLICT (bucket, name) DO UPDATE SET n = n + ?3",
+        bucket,
+        name,
+        n,
+      );
+    }
     const byBound = new Map<number, { n: number; sum: number }>();
-    for (const ms of durationsMs) {
+    for (const ms of this.pendingDurations) {
       const le = boundValue(boundIndex(ms));
       const entry = byBound.get(le) ?? { n: 0, sum: 0 };
       entry.n += 1;
       entry.sum += Math.max(0, Math.round(ms));
       byBound.set(le, entry);
     }
-    const bucket = bucketOf(now);
     for (const [le, { n, sum }] of byBound) {
       for (const b of [ALL_TIME, bucket]) {
         this.sql.exec(
@@ -102,7 +118,8 @@ export class StatsStore {
         );
       }
     }
-    this.prune(bucket);
+    if (this.pendingCounts.size > 0 || byBound.size > 0) this.prune(bucket);
+    this.discard();
   }
 
   counters(): Record<CounterName, number> {

@@ -105,7 +105,7 @@ export class TaskStore {
     if (problems.length > 0) {
       throw new ApiError("invalid_request", "dependsOn must name existing tasks of the same pool and tenant", problems);
     }
-    this.stats.count("submitted", submitted, now);
+    this.stats.count("submitted", submitted);
     return out;
   }
 
@@ -155,7 +155,7 @@ export class TaskStore {
     if (!broken) {
       for (const dep of pending) this.sql.exec("INSERT OR IGNORE INTO task_deps (dep_seq, task_seq) VALUES (?, ?)", dep.seq, row.seq);
     } else {
-      this.stats.count("dead", 1, now);
+      this.stats.count("dead", 1);
       this.effects.finished.add(row.id);
     }
     if (status === "queued") this.effects.ready = true;
@@ -232,7 +232,7 @@ export class TaskStore {
         .one();
       leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: token, leaseExpiresAt: row.lease_expires_at! });
     }
-    this.stats.count("leased", leased.length, now);
+    this.stats.count("leased", leased.length);
     return leased;
   }
 
@@ -240,7 +240,7 @@ export class TaskStore {
 
   complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
     const row = this.holding(principal, id, leaseToken, now);
-    this.stats.recordDurations([now - row.created_at], now);
+    this.stats.recordDurations([now - row.created_at]);
     return this.finish({ row, status: "succeeded", result }, now);
   }
 
@@ -329,7 +329,7 @@ export class TaskStore {
       if (this.requeue(row, now)) redriven++;
       else skipped.push(row.id);
     }
-    this.stats.count("redriven", redriven, now);
+    this.stats.count("redriven", redriven);
     return { redriven, skipped, more, lastSeq: rows.slice(0, limit).reduce((m, r) => Math.max(m, r.seq), afterSeq) };
   }
 
@@ -374,7 +374,7 @@ export class TaskStore {
     let purged = 0;
     for (const row of due) {
       if (row.status === "leased") {
-        this.stats.count("expired", 1, now);
+        this.stats.count("expired", 1);
         this.failAttempt(row, "expired", { message: `lease expired after ${row.timeout_ms} ms`, code: "lease_expired" }, true, now);
       } else if (row.status === "waiting") {
         const ready = row.pending_deps === 0;
@@ -391,7 +391,7 @@ export class TaskStore {
         purged++;
       }
     }
-    this.stats.count("purged", purged, now);
+    this.stats.count("purged", purged);
     return due.length;
   }
 
@@ -428,7 +428,7 @@ export class TaskStore {
   }
 
   private failAttempt(row: TaskRow, cause: FailureCause, error: TaskError, retryable: boolean, now: number): TaskRecord {
-    this.stats.count("failed", 1, now);
+    this.stats.count("failed", 1);
     const outcome = afterFailedAttempt({
       attempts: row.attempts,
       maxAttempts: row.max_attempts,
@@ -480,7 +480,7 @@ export class TaskStore {
       answer ??= this.record(updated);
       if (row.status === "leased" && row.agent_id !== null) this.effects.released.add(row.agent_id);
       this.effects.finished.add(row.id);
-      this.stats.count(status, 1, now);
+      this.stats.count(status, 1);
       this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
       const dependents = this.sql
         .exec<TaskRow>(
