@@ -481,15 +481,15 @@ export class TaskStore {
       if (row.status === "leased" && row.agent_id !== null) this.effects.released.add(row.agent_id);
       this.effects.finished.add(row.id);
       this.stats.count(status, 1);
-      this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
-      const dependents = this.sql
-        .exec<TaskRow>(
-          "SELECT t.* FROM task_deps d JOIN tasks t ON t.seq = d.task_seq WHERE d.dep_seq = ? ORDER BY t.seq",
-          row.seq,
-        )
-        .toArray();
-      this.sql.exec("DELETE FROM task_deps WHERE dep_seq = ?", row.seq);
-      for (const dependent of dependents) {
+      // Only a waiting task can still be waiting on dependencies of its own.
+      if (row.status === "waiting") this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
+      const dependentSeqs = this.sql
+        .exec<{ task_seq: number }>("DELETE FROM task_deps WHERE dep_seq = ? RETURNING task_seq", row.seq)
+        .toArray()
+        .map((r) => r.task_seq)
+        .sort((a, b) => a - b);
+      for (const seq of dependentSeqs) {
+        const dependent = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq = ?", seq).one();
         if (status !== "succeeded") {
           work.push({ row: dependent, status: "dead", error: dependencyError(updated) });
           continue;
