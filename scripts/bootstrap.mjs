@@ -23,7 +23,7 @@ function dependenciesStale() {
 if (dependenciesStale()) {
   say("installing dependencies (npm ci) ...");
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  const res = spawnSync(npm, ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  const res = spawnSync(npm, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: root, stdio: "inherit" });
   if (res.status !== 0) {
     console.error("[daa] npm ci failed; see the output above");
     process.exit(res.status ?? 1);
