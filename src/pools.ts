@@ -1,11 +1,11 @@
 import type { PoolCoordinator } from "../durable-objects/pool-coordinator";
-import { parseTaskId } from "../durable-objects/pool-coordinator/ids";
+import { parseTaskId, shardName } from "../durable-objects/pool-coordinator/ids";
 import type { MeshDirectory } from "../durable-objects/mesh-directory";
 import { ApiError } from "./shared/errors";
 
 /** The coordinator of a pool shard; shard 0 is named after the pool itself. */
 export function coordinator(env: Env, pool: string, shard = 0): DurableObjectStub<PoolCoordinator> {
-  return env.POOL.getByName(shard === 0 ? pool : `${pool}#${shard}`);
+  return env.POOL.getByName(shardName(pool, shard));
 }
 
 /** The coordinator that owns a task, from the pool and shard its id names; an id that does not parse is 404. */

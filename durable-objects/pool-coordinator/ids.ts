@@ -20,6 +20,16 @@ export function newTaskId(pool: string, shard: number): string {
   return `${pool}.${shard}.${randomToken(16)}`;
 }
 
+/** The Durable Object name of a pool shard: the pool itself for shard 0, `<pool>#<shard>` otherwise. */
+export function shardName(pool: string, shard: number): string {
+  return shard === 0 ? pool : `${pool}#${shard}`;
+}
+
+export function parseShardName(name: string): { pool: string; shard: number } {
+  const [pool = name, shard = "0"] = name.split("#");
+  return { pool, shard: Number(shard) };
+}
+
 /** The pool and shard a task id names, or null when it does not parse (the API then answers 404). */
 export function parseTaskId(id: string): { pool: string; shard: number } | null {
   const m = TASK_ID_PATTERN.exec(id);

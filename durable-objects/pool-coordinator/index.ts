@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ApiError, ok, type Outcome } from "../../src/shared/errors";
 import type { PoolConfigPatch } from "./config";
 import { PoolCore, poolNotFound } from "./core";
+import { parseShardName } from "./ids";
 import { isFinal } from "./queue-rules";
 import { schemaExists } from "./schema";
 import type { ListPage, SubmitOutcome } from "./tasks";
@@ -210,8 +211,7 @@ export class PoolCoordinator extends DurableObject<Env> {
   private get poolName(): { pool: string; shard: number } {
     const name = this.ctx.id.name;
     if (!name) throw new Error("PoolCoordinator must be reached by name (getByName)");
-    const [pool = name, shard = "0"] = name.split("#");
-    return { pool, shard: Number(shard) };
+    return parseShardName(name);
   }
 
   private open(): PoolCore {

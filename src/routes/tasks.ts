@@ -1,5 +1,6 @@
 import type { z } from "zod";
-import { parseTaskId } from "../../durable-objects/pool-coordinator/ids";
+import { parseTaskId, shardName } from "../../durable-objects/pool-coordinator/ids";
+import { isFinal } from "../../durable-objects/pool-coordinator/queue-rules";
 import type { Settlement, SettlementResult, TaskInput } from "../../durable-objects/pool-coordinator/types";
 import type { Routes } from "../openapi/route";
 import { coordinator, coordinatorOfTask, poolOf } from "../pools";
@@ -12,6 +13,7 @@ import {
   FailBody,
   ResultQuery,
   SettleBody,
+  SettleItem,
   SettleResponse,
   SubmitBatch,
   SubmitTask,
@@ -56,6 +58,20 @@ function place(task: z.output<typeof SubmitTask>, prefix: string): Placed | { fi
       dependsOn: task.dependsOn,
     },
   };
+}
+
+const DEFAULT_FAILURE = { message: "the agent reported a failure" };
+
+/** A validated settle item as the coordinator takes it: results and errors as JSON text. */
+function toSettlement(item: z.output<typeof SettleItem>): Settlement {
+  switch (item.action) {
+    case "complete":
+      return { action: "complete", id: item.id, leaseToken: item.leaseToken, result: JSON.stringify(item.result ?? null) };
+    case "fail":
+      return { action: "fail", id: item.id, leaseToken: item.leaseToken, error: JSON.stringify(item.error ?? DEFAULT_FAILURE), retryable: item.retryable };
+    case "extend":
+      return { action: "extend", id: item.id, leaseToken: item.leaseToken, extendMs: item.extendMs ?? null };
+  }
 }
 
 /** Problems the coordinator reported with indexes into its slice, re-addressed to the whole batch. */
@@ -160,8 +176,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, query }) => {
       const task = unwrap(await coordinatorOfTask(c.env, params.id).waitResult(c.var.caller, params.id, query.waitMs));
-      const final = task.status === "succeeded" || task.status === "dead" || task.status === "cancelled";
-      return c.json(presentTask(task), final ? 200 : 202);
+      return c.json(presentTask(task), isFinal(task.status) ? 200 : 202);
     },
   );
 
@@ -208,7 +223,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { params, body }) => {
-      const error = body.error ?? { message: "the agent reported a failure" };
+      const error = body.error ?? DEFAULT_FAILURE;
       return c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(error), body.retryable))));
     },
   );
@@ -243,26 +258,19 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { body }) => {
       const results = new Array<SettlementResult>(body.items.length);
-      const byPool = new Map<string, { indexes: number[]; items: Settlement[] }>();
+      const byShard = new Map<string, { pool: string; shard: number; indexes: number[]; items: Settlement[] }>();
       body.items.forEach((item, i) => {
         const owner = parseTaskId(item.id);
         if (!owner) return void (results[i] = { id: item.id, error: { code: "not_found", message: `no task ${item.id}` } });
-        const settlement: Settlement =
-          item.action === "complete"
-            ? { action: "complete", id: item.id, leaseToken: item.leaseToken, result: JSON.stringify(item.result ?? null) }
-            : item.action === "fail"
-              ? { action: "fail", id: item.id, leaseToken: item.leaseToken, error: JSON.stringify(item.error ?? { message: "the agent reported a failure" }), retryable: item.retryable }
-              : { action: "extend", id: item.id, leaseToken: item.leaseToken, extendMs: item.extendMs ?? null };
-        const key = owner.shard === 0 ? owner.pool : `${owner.pool}#${owner.shard}`;
-        const group = byPool.get(key) ?? { indexes: [], items: [] };
+        const key = shardName(owner.pool, owner.shard);
+        const group = byShard.get(key) ?? { ...owner, indexes: [], items: [] };
         group.indexes.push(i);
-        group.items.push(settlement);
-        byPool.set(key, group);
+        group.items.push(toSettlement(item));
+        byShard.set(key, group);
       });
       await Promise.all(
-        [...byPool.entries()].map(async ([key, { indexes, items }]) => {
-          const [pool = key, shard = "0"] = key.split("#");
-          const outcome: Outcome<SettlementResult[]> = await coordinator(c.env, pool, Number(shard)).settle(c.var.caller, items);
+        [...byShard.values()].map(async ({ pool, shard, indexes, items }) => {
+          const outcome: Outcome<SettlementResult[]> = await coordinator(c.env, pool, shard).settle(c.var.caller, items);
           indexes.forEach((index, k) => {
             results[index] = outcome.ok ? outcome.value[k]! : { id: items[k]!.id, error: { code: "not_found", message: outcome.error.message } };
           });
