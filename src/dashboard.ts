@@ -23,8 +23,13 @@ export const DASHBOARD_HTML = `<!doctype html>
 <button>Use</button><span id="status"></span></form>
 <table id="pools"><thead><tr><th>pool</th><th>waiting</th><th>queued</th><th>leased</th><th>succeeded</th><th>dead</th><th>cancelled</th><th>agents running</th><th>agents (all)</th></tr></thead><tbody></tbody></table>
 <p><a href="/openapi.json">OpenAPI document</a></p>
-<script>
-const $ = (id) => document.getElementById(id);
+<script src="/dashboard.js"></script>
+</body>
+</html>
+`;
+
+/** The dashboard's script, served as a file so the page's Content-Security-Policy can forbid inline scripts. */
+export const DASHBOARD_JS = `const $ = (id) => document.getElementById(id);
 $("token").value = sessionStorage.getItem("daa-token") || "";
 $("auth").onsubmit = (e) => { e.preventDefault(); sessionStorage.setItem("daa-token", $("token").value); refresh(); };
 async function refresh() {
@@ -47,7 +52,4 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 2000);
-</script>
-</body>
-</html>
 `;

@@ -1,15 +1,31 @@
 import type { Principal } from "../durable-objects/pool-coordinator/types";
+import type { Role } from "./security/permissions";
 
 /** Who made the request, as the auth middleware established it. */
 export interface Caller extends Principal {
-  /** The credential's roles; the bootstrap key acts as `admin`. */
-  roles: readonly string[];
-  /** How the caller authenticated, for logs and the audit trail. */
-  credential: "admin_key";
+  roles: readonly Role[];
+  /** How the caller authenticated. */
+  credential: "admin_key" | "api_key" | "token";
+  /** The API key behind the credential; null for the bootstrap key. */
+  keyId: string | null;
+  /** The pool an agent credential is bound to. */
+  pool: string | null;
+}
+
+/** Secrets that only exist after a key rotation. */
+export interface OptionalSecrets {
+  DAA_PREVIOUS_MASTER_KEYS?: string;
+}
+
+/** What a route asks the audit trail to record about the request, besides who, when, where and the outcome. */
+export interface AuditNote {
+  target: string;
+  /** Nothing worth a record happened (an empty long poll). */
+  skip?: boolean;
 }
 
 /** The Hono environment of the Worker: bindings from wrangler.toml, variables set by middleware. */
 export interface AppEnv {
-  Bindings: Env;
-  Variables: { caller: Caller };
+  Bindings: Env & OptionalSecrets;
+  Variables: { caller: Caller; audit: AuditNote };
 }

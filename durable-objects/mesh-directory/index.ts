@@ -6,26 +6,32 @@ export interface PoolEntry {
 }
 
 /**
- * The mesh's directory: which pools exist. Each pool coordinator records itself here after its first write;
- * the Worker reads the list for `GET /v1/pools` and `/metrics`. One instance, named "mesh".
+ * The mesh's directory: which pools exist and which tenants use each. Pool coordinators record a tenant here
+ * after its first write to the pool; the Worker reads it for `GET /v1/pools` and `/metrics`. One instance,
+ * named "mesh".
  */
 export class MeshDirectory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS pools (pool TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID",
-    );
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS pool_tenants (
+      pool TEXT NOT NULL,
+      tenant TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      PRIMARY KEY (pool, tenant)
+    ) WITHOUT ROWID`);
   }
 
-  /** Records a pool; idempotent, the first registration's time stays. */
-  async register(pool: string, at: number): Promise<void> {
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO pools (pool, created_at) VALUES (?, ?)", pool, at);
+  /** Records that a tenant uses a pool; idempotent, the first time stays. */
+  async register(pool: string, tenant: string, at: number): Promise<void> {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO pool_tenants (pool, tenant, created_at) VALUES (?, ?, ?)", pool, tenant, at);
   }
 
-  async list(): Promise<PoolEntry[]> {
-    return this.ctx.storage.sql
-      .exec<{ pool: string; created_at: number }>("SELECT pool, created_at FROM pools ORDER BY pool")
-      .toArray()
-      .map((row) => ({ pool: row.pool, createdAt: row.created_at }));
+  /** Every pool, or only the pools a tenant uses. */
+  async list(tenant: string | null = null): Promise<PoolEntry[]> {
+    const rows =
+      tenant === null
+        ? this.ctx.storage.sql.exec<{ pool: string; created_at: number }>("SELECT pool, min(created_at) AS created_at FROM pool_tenants GROUP BY pool ORDER BY pool")
+        : this.ctx.storage.sql.exec<{ pool: string; created_at: number }>("SELECT pool, created_at FROM pool_tenants WHERE tenant = ? ORDER BY pool", tenant);
+    return rows.toArray().map((row) => ({ pool: row.pool, createdAt: row.created_at }));
   }
 }

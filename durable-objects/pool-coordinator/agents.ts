@@ -19,6 +19,7 @@ interface AgentRow {
   last_heartbeat_at: number;
   registered_at: number;
   timer_at: number | null;
+  registered_by: string | null;
 }
 
 const IDLE_LOAD: AgentLoad = { currentLoad: 0, queueDepth: 0, avgLatencyMs: 0 };
@@ -44,13 +45,14 @@ export class AgentStore {
     if (existing && !this.mayAct(principal, existing)) {
       throw new ApiError("conflict", `agent id ${agentId} is taken in pool ${this.pool}`);
     }
-    const tenant = principal.allTenants ? null : principal.tenant;
+    // The shared fleet (registered by the bootstrap key or an operator) serves every tenant; others serve their own.
+    const tenant = principal.fleetOperator ? null : principal.tenant;
     this.sql.exec(
       `INSERT INTO agents (agent_id, tenant, state, capabilities, cpu, memory_mb, gpu, max_concurrency, load, metadata,
-         last_heartbeat_at, registered_at)
-       VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+         last_heartbeat_at, registered_at, registered_by)
+       VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
        ON CONFLICT (agent_id) DO UPDATE SET tenant = ?2, state = 'running', capabilities = ?3, cpu = ?4, memory_mb = ?5,
-         gpu = ?6, max_concurrency = ?7, metadata = ?9, last_heartbeat_at = ?10, registered_at = ?10`,
+         gpu = ?6, max_concurrency = ?7, metadata = ?9, last_heartbeat_at = ?10, registered_at = ?10, registered_by = ?11`,
       agentId,
       tenant,
       JSON.stringify([...new Set(input.capabilities)].sort()),
@@ -61,6 +63,7 @@ export class AgentStore {
       JSON.stringify(IDLE_LOAD),
       input.metadata,
       now,
+      principal.actor,
     );
     return this.get(principal, agentId);
   }
@@ -145,9 +148,21 @@ export class AgentStore {
     };
   }
 
-  /** A shared-fleet agent is visible to everyone in its pool; a tenant-bound one to its tenant and cross-tenant admins. */
-  private mayAct(principal: Principal, row: AgentRow): boolean {
-    return principal.allTenants || row.tenant === null || row.tenant === principal.tenant;
+  /**
+   * Who may see and act for an agent: the bootstrap key for all; an agent credential only for the agents it
+   * registered; fleet operators for the shared fleet; everyone else for the agents of their own tenant.
+   */
+  mayAct(principal: Principal, row: AgentRow): boolean {
+    if (principal.allTenants) return true;
+    if (principal.agentOnly) return row.registered_by === principal.actor;
+    if (row.tenant === null) return principal.fleetOperator;
+    return row.tenant === principal.tenant;
+  }
+
+  /** Whether the principal may act for this agent (false when the agent does not exist). */
+  mayActFor(principal: Principal, agentId: string): boolean {
+    const row = this.row(agentId);
+    return row !== undefined && this.mayAct(principal, row);
   }
 
   private record(row: AgentRow): AgentRecord {

@@ -8,6 +8,8 @@ export const DEFAULT_CONFIG: PoolConfig = {
   failedAgentTtlMs: 300_000,
   breaker: { failureThreshold: 5, cooldownMs: 30_000 },
   retentionMs: 7 * 24 * 3600 * 1000,
+  maxUnfinishedPerTenant: 1_000_000,
+  requireClientCert: false,
 };
 
 export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker">> & { breaker?: Partial<PoolConfig["breaker"]> };

@@ -6,7 +6,7 @@ import { LaneStore } from "./lanes";
 import { acceptsWork } from "./lifecycle";
 import { migrate } from "./schema";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
-import { TaskStore } from "./tasks";
+import { TaskStore, type SubmitOutcome } from "./tasks";
 import { nextAlarmAt } from "./timers";
 import {
   TASK_STATUSES,
@@ -19,6 +19,9 @@ import {
   type PoolMetrics,
   type PoolStats,
   type Principal,
+  type Settlement,
+  type SettlementResult,
+  type TaskInput,
   type StatusCounts,
   type TaskStatus,
 } from "./types";
@@ -50,6 +53,8 @@ export class PoolCore {
       shard,
       random01: random,
       retentionMs: () => this.config().retentionMs,
+      maxUnfinishedPerTenant: () => this.config().maxUnfinishedPerTenant,
+      mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
     });
     this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId));
   }
@@ -58,7 +63,6 @@ export class PoolCore {
   static initialize(sql: SqlStorage, now: number): void {
     migrate(sql);
     sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", String(now));
-    sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('listed', '0')");
   }
 
   // ---- configuration --------------------------------------------------------------------------------------
@@ -71,7 +75,8 @@ export class PoolCore {
     return this.cachedConfig;
   }
 
-  updateConfig(patch: PoolConfigPatch): PoolConfig {
+  updateConfig(principal: Principal, patch: PoolConfigPatch, now: number): PoolConfig {
+    this.touch(principal, now);
     const next = mergeConfig(this.config(), patch);
     this.sql.exec(
       "INSERT INTO meta (key, value) VALUES ('config', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
@@ -89,29 +94,64 @@ export class PoolCore {
     this.tasks.takeEffects();
   }
 
-  // ---- listing in the directory ---------------------------------------------------------------------------
+  // ---- tenants of the pool, and their listing in the directory ----------------------------------------------
 
-  isListed(): boolean {
-    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'listed'").toArray()[0]?.value !== "0";
+  /** Records that a tenant uses this pool (its first write). Call inside a transaction. */
+  touch(principal: Principal, now: number): void {
+    this.sql.exec("INSERT OR IGNORE INTO tenants (tenant, first_at) VALUES (?, ?)", principal.tenant, now);
   }
 
-  markListed(): void {
-    this.sql.exec("UPDATE meta SET value = '1' WHERE key = 'listed'");
+  /**
+   * Pool-level reads (stats, task lists, agents, config) answer 404 to a tenant that never used the pool, as if
+   * it did not exist: existence does not leak across tenants.
+   */
+  requireTenant(principal: Principal): void {
+    if (principal.allTenants) return;
+    if (this.sql.exec("SELECT 1 FROM tenants WHERE tenant = ?", principal.tenant).toArray().length === 0) throw poolNotFound(this.pool);
+  }
+
+  unlistedTenants(): string[] {
+    return this.sql.exec<{ tenant: string }>("SELECT tenant FROM tenants WHERE listed = 0").toArray().map((r) => r.tenant);
+  }
+
+  markListed(tenant: string): void {
+    this.sql.exec("UPDATE tenants SET listed = 1 WHERE tenant = ?", tenant);
+  }
+
+  /** Agent operations in a pool that requires mTLS need a verified client certificate. */
+  requireCertificate(principal: Principal): void {
+    if (this.config().requireClientCert && !principal.certVerified) {
+      throw new ApiError("forbidden", `pool ${this.pool} requires agents to present a client certificate that Cloudflare verified`);
+    }
   }
 
   // ---- agents and leases ----------------------------------------------------------------------------------
 
   registerAgent(principal: Principal, input: AgentInput, now: number): AgentRecord {
+    this.requireCertificate(principal);
+    this.touch(principal, now);
     this.tasks.effects.agentsChanged = true;
     return this.agents.register(principal, input, now);
   }
 
   heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
+    this.requireCertificate(principal);
     return this.agents.heartbeat(principal, agentId, load, now);
+  }
+
+  submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+    this.touch(principal, now);
+    return this.tasks.submit(principal, inputs, now);
+  }
+
+  settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {
+    this.requireCertificate(principal);
+    return this.tasks.settle(principal, items, now);
   }
 
   /** Leases up to `max` tasks to a running agent within its free concurrency. */
   lease(principal: Principal, agentId: string, max: number, now: number): LeasedTask[] {
+    this.requireCertificate(principal);
     this.agents.get(principal, agentId);
     const row = this.agents.row(agentId)!;
     if (!acceptsWork(row.state) || row.breaker === "open") return [];
@@ -140,12 +180,14 @@ export class PoolCore {
   // ---- timers ---------------------------------------------------------------------------------------------
 
   nextTimer(now: number): number | null {
-    return nextAlarmAt([this.tasks.nextTimer(), this.agents.nextTimer(), this.isListed() ? null : now + LISTING_RETRY_MS]);
+    const unlisted = this.sql.exec("SELECT 1 FROM tenants WHERE listed = 0 LIMIT 1").toArray().length > 0;
+    return nextAlarmAt([this.tasks.nextTimer(), this.agents.nextTimer(), unlisted ? now + LISTING_RETRY_MS : null]);
   }
 
   // ---- observation ----------------------------------------------------------------------------------------
 
   statusCounts(principal: Principal): StatusCounts {
+    this.requireTenant(principal);
     const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
     for (const row of this.taskCounts()) {
       if (principal.allTenants || row.tenant === principal.tenant) counts[row.status] += row.count;

@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { ApiError, ok, type Outcome } from "../../src/shared/errors";
 import type { PoolConfigPatch } from "./config";
 import { PoolCore, poolNotFound } from "./core";
+import type { OptionalSecrets } from "../../src/env";
+import { encryptField, keyringFromEnv } from "../../src/security/keyring";
 import { parseShardName } from "./ids";
 import { isFinal } from "./queue-rules";
 import { schemaExists } from "./schema";
@@ -59,8 +61,9 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   // ---- tasks ----------------------------------------------------------------------------------------------
 
+  /** Inputs carry payloads already sealed by the Worker with the submitting tenant's key. */
   async submit(principal: Principal, inputs: TaskInput[]): Promise<Outcome<SubmitOutcome[]>> {
-    return this.change(true, (core, now) => core.tasks.submit(principal, inputs, now));
+    return this.change(true, (core, now) => core.submit(principal, inputs, now));
   }
 
   async missingDependencies(principal: Principal, ids: string[]): Promise<Outcome<string[]>> {
@@ -84,26 +87,42 @@ export class PoolCoordinator extends DurableObject<Env> {
     return this.change(false, (core, now) => core.tasks.cancel(principal, id, now));
   }
 
+  /** `result` is JSON text; it is sealed here with the key of the task's tenant before it is stored. */
   async complete(principal: Principal, id: string, leaseToken: string, result: string): Promise<Outcome<TaskRecord>> {
-    return this.change(false, (core, now) => core.tasks.complete(principal, id, leaseToken, result, now));
+    const [sealed] = await this.sealResults([{ action: "complete", id, leaseToken, result }]);
+    const sealedResult = sealed?.action === "complete" ? sealed.result : result;
+    return this.change(false, (core, now) => {
+      core.requireCertificate(principal);
+      return core.tasks.complete(principal, id, leaseToken, sealedResult, now);
+    });
   }
 
   /** `errorJson`: JSON text of the agent's error object (it has at least a `message`). */
   async fail(principal: Principal, id: string, leaseToken: string, errorJson: string, retryable: boolean): Promise<Outcome<TaskRecord>> {
-    return this.change(false, (core, now) => core.tasks.fail(principal, id, leaseToken, JSON.parse(errorJson) as TaskError, retryable, now));
+    return this.change(false, (core, now) => {
+      core.requireCertificate(principal);
+      return core.tasks.fail(principal, id, leaseToken, JSON.parse(errorJson) as TaskError, retryable, now);
+    });
   }
 
   async extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null): Promise<Outcome<number>> {
-    return this.change(false, (core, now) => core.tasks.extend(principal, id, leaseToken, extendMs, now));
+    return this.change(false, (core, now) => {
+      core.requireCertificate(principal);
+      return core.tasks.extend(principal, id, leaseToken, extendMs, now);
+    });
   }
 
   /** Several completions, failures and extensions of leases in this pool, applied in one transaction. */
   async settle(principal: Principal, items: Settlement[]): Promise<Outcome<SettlementResult[]>> {
-    return this.change(false, (core, now) => core.tasks.settle(principal, items, now));
+    const sealed = await this.sealResults(items);
+    return this.change(false, (core, now) => core.settle(principal, sealed, now));
   }
 
   async listTasks(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): Promise<Outcome<ListPage>> {
-    return this.read((core) => core.tasks.list(principal, status, limit, cursor));
+    return this.read((core) => {
+      core.requireTenant(principal);
+      return core.tasks.list(principal, status, limit, cursor);
+    });
   }
 
   /** Dead tasks back to the queue, in transactions of a thousand so a large DLQ never blocks the pool. */
@@ -135,7 +154,10 @@ export class PoolCoordinator extends DurableObject<Env> {
   }
 
   async listAgents(principal: Principal): Promise<Outcome<AgentRecord[]>> {
-    return this.read((core) => core.agents.list(principal));
+    return this.read((core) => {
+      core.requireTenant(principal);
+      return core.agents.list(principal);
+    });
   }
 
   async transitionAgent(principal: Principal, agentId: string, to: AgentState): Promise<Outcome<AgentRecord>> {
@@ -174,24 +196,34 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   // ---- pool -----------------------------------------------------------------------------------------------
 
-  async getConfig(): Promise<Outcome<PoolConfig>> {
-    return this.read((core) => core.config());
+  async getConfig(principal: Principal): Promise<Outcome<PoolConfig>> {
+    return this.read((core) => {
+      core.requireTenant(principal);
+      return core.config();
+    });
   }
 
-  async updateConfig(patch: PoolConfigPatch): Promise<Outcome<PoolConfig>> {
-    return this.change(true, (core) => core.updateConfig(patch));
+  async updateConfig(principal: Principal, patch: PoolConfigPatch): Promise<Outcome<PoolConfig>> {
+    return this.change(true, (core, now) => core.updateConfig(principal, patch, now));
   }
 
   async stats(principal: Principal): Promise<Outcome<PoolStats>> {
-    return this.read((core) => core.poolStats(principal, this.clock()));
+    return this.read((core) => {
+      core.requireTenant(principal);
+      return core.poolStats(principal, this.clock());
+    });
   }
 
   async counts(principal: Principal): Promise<Outcome<{ queue: StatusCounts; agents: Record<AgentState, number> }>> {
     return this.read((core) => ({ queue: core.statusCounts(principal), agents: core.agents.countsByState() }));
   }
 
-  async metrics(): Promise<Outcome<PoolMetrics>> {
-    return this.read((core) => core.metrics());
+  /** A tenant's credential sees its own task counts; counters and latency are per pool. */
+  async metrics(principal: Principal): Promise<Outcome<PoolMetrics>> {
+    return this.read((core) => {
+      const all = core.metrics();
+      return principal.allTenants ? all : { ...all, tasks: all.tasks.filter((t) => t.tenant === principal.tenant) };
+    });
   }
 
   // ---- the alarm ------------------------------------------------------------------------------------------
@@ -281,16 +313,31 @@ export class PoolCoordinator extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(next!);
       this.armedAt = next;
     }
-    if (!core.isListed()) await this.list(core);
+    for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
   }
 
-  private async list(core: PoolCore): Promise<void> {
+  /** Records in the directory that a tenant uses this pool, for `GET /v1/pools`. */
+  private async list(core: PoolCore, tenant: string): Promise<void> {
     try {
-      await this.env.DIRECTORY.getByName("mesh").register(core.pool, this.clock());
-      this.ctx.storage.transactionSync(() => core.markListed());
+      await this.env.DIRECTORY.getByName("mesh").register(core.pool, tenant, this.clock());
+      this.ctx.storage.transactionSync(() => core.markListed(tenant));
     } catch (err) {
-      // The alarm retries (PoolCore.nextTimer keeps a timer while the pool is unlisted).
+      // The alarm retries (PoolCore.nextTimer keeps a timer while a tenant is unlisted).
       console.warn(`pool ${core.pool}: could not reach the directory`, err);
     }
+  }
+
+  /** Results are sealed with the key of their task's tenant (the agent's may differ: a shared fleet). */
+  private async sealResults(items: Settlement[]): Promise<Settlement[]> {
+    const keyring = keyringFromEnv(this.env as Env & OptionalSecrets);
+    return Promise.all(
+      items.map(async (item) => {
+        if (item.action !== "complete") return item;
+        const tenant = this.core?.tasks.tenantOf(item.id) ?? null;
+        // An unknown task is refused inside the transaction; nothing of it is stored.
+        if (tenant === null) return item;
+        return { ...item, result: await encryptField(keyring, tenant, "result", item.result) };
+      }),
+    );
   }
 }

@@ -123,6 +123,15 @@ export const MIGRATIONS: readonly string[] = [
   /* 2: finding the dependencies of a task (cancel, purge) without scanning every dependency */ `
   CREATE INDEX task_deps_by_task ON task_deps (task_seq);
   `,
+  /* 3: tenants that use the pool (reads by other tenants answer 404), and who registered each agent */ `
+  CREATE TABLE tenants (
+    tenant TEXT PRIMARY KEY,
+    first_at INTEGER NOT NULL,
+    listed INTEGER NOT NULL DEFAULT 0 CHECK (listed IN (0, 1))
+  ) WITHOUT ROWID;
+  INSERT OR IGNORE INTO tenants (tenant, first_at) SELECT DISTINCT tenant, 0 FROM status_counts;
+  ALTER TABLE agents ADD COLUMN registered_by TEXT;
+  `,
 ];
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */

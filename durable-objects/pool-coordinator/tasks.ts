@@ -28,7 +28,15 @@ export interface TaskStoreOptions {
   shard: number;
   random01: () => number;
   retentionMs: () => number;
+  /** Most unfinished tasks one tenant may have in the pool. */
+  maxUnfinishedPerTenant: () => number;
+  /** Whether the principal may act for an agent (it then may settle that agent's leases, whatever the tenant). */
+  mayActForAgent: (principal: Principal, agentId: string) => boolean;
 }
+
+/** How long a tenant over its quota is told to wait before submitting again. */
+const QUOTA_RETRY_SECONDS = 5;
+const UNFINISHED: readonly TaskStatus[] = ["waiting", "queued", "leased"];
 
 export interface SubmitOutcome {
   task: TaskRecord;
@@ -77,6 +85,8 @@ export class TaskStore {
   submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
     const out: SubmitOutcome[] = [];
     let submitted = 0;
+    const quota = this.opts.maxUnfinishedPerTenant();
+    let unfinished = this.unfinishedOf(principal.tenant);
     const problems: { index: number; field: string; message: string }[] = [];
     for (const [index, input] of inputs.entries()) {
       if (input.idempotencyKey !== null) {
@@ -99,8 +109,16 @@ export class TaskStore {
         }
       }
       if (problems.length > 0) continue;
-      out.push({ task: this.insert(principal.tenant, { ...input, dependsOn }, deps, now), created: true });
+      const task = this.insert(principal.tenant, { ...input, dependsOn }, deps, now);
+      out.push({ task, created: true });
       submitted++;
+      if (!isFinal(task.status) && ++unfinished > quota) {
+        throw new ApiError("rate_limited", `tenant ${principal.tenant} may have at most ${quota} unfinished tasks in pool ${this.opts.pool}`, {
+          scope: "quota",
+          quota,
+          retryAfterSeconds: QUOTA_RETRY_SECONDS,
+        });
+      }
     }
     if (problems.length > 0) {
       throw new ApiError("invalid_request", "dependsOn must name existing tasks of the same pool and tenant", problems);
@@ -160,6 +178,22 @@ export class TaskStore {
     }
     if (status === "queued") this.effects.ready = true;
     return this.record(row);
+  }
+
+  /** Waiting, queued and leased tasks of a tenant, from the counts the triggers keep. */
+  unfinishedOf(tenant: string): number {
+    return this.sql
+      .exec<{ n: number | null }>(
+        `SELECT sum(n) AS n FROM status_counts WHERE tenant = ? AND status IN (${UNFINISHED.map(() => "?").join(", ")})`,
+        tenant,
+        ...UNFINISHED,
+      )
+      .one().n ?? 0;
+  }
+
+  /** The tenant a task belongs to, or null (the coordinator seals a result with that tenant's key). */
+  tenantOf(id: string): string | null {
+    return this.sql.exec<{ tenant: string }>("SELECT tenant FROM tasks WHERE id = ?", id).toArray()[0]?.tenant ?? null;
   }
 
   // ---- read ---------------------------------------------------------------------------------------------
@@ -413,7 +447,15 @@ export class TaskStore {
    * A lease past its expiry is lost even if the alarm has not yet run to requeue the task.
    */
   private holding(principal: Principal, id: string, leaseToken: string, now: number): TaskRow {
-    const row = this.visible(principal, id);
+    const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE id = ?", id).toArray()[0];
+    if (!row) throw new ApiError("not_found", `no task ${id}`);
+    // Whoever may act for the agent holding the lease may settle it (a shared agent serves every tenant);
+    // anyone else must at least see the task, and an agent credential only ever settles its own agents' leases.
+    const holder = row.status === "leased" && row.agent_id !== null && this.opts.mayActForAgent(principal, row.agent_id);
+    if (!holder && !principal.allTenants && row.tenant !== principal.tenant) throw new ApiError("not_found", `no task ${id}`);
+    if (principal.agentOnly && !holder) {
+      throw new ApiError("lease_lost", `task ${id} is not leased to an agent this credential registered`, { status: row.status });
+    }
     if (row.status !== "leased" || row.lease_token !== leaseToken) {
       throw new ApiError("lease_lost", `the lease token is not the current lease of task ${id} (it is ${row.status})`, {
         status: row.status,

@@ -19,10 +19,20 @@ export const AGENT_STATES = [
 ] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 
-/** Who acts: the tenant whose tasks are touched, and whether the credential crosses tenants. */
+/** Who acts, as far as a coordinator needs to know to apply the attribute checks. */
 export interface Principal {
+  /** The tenant whose tasks are touched (the tenant of the credential). */
   tenant: string;
+  /** The bootstrap super-admin: sees and acts across tenants. */
   allTenants: boolean;
+  /** Who acts, for agent ownership and the audit trail: "admin" for the bootstrap key, else the API key id. */
+  actor: string;
+  /** Runs the shared fleet: agents it registers serve every tenant, and it may act for shared agents. */
+  fleetOperator: boolean;
+  /** An agent credential: acts only for the agents it registered. */
+  agentOnly: boolean;
+  /** Presented a client certificate that Cloudflare verified (mTLS). */
+  certVerified: boolean;
 }
 
 export interface Requirements {
@@ -138,6 +148,10 @@ export interface PoolConfig {
   breaker: { failureThreshold: number; cooldownMs: number };
   /** How long finished tasks are kept before the alarm purges them. */
   retentionMs: number;
+  /** Most unfinished (waiting, queued, leased) tasks one tenant may have in this pool. */
+  maxUnfinishedPerTenant: number;
+  /** Agent operations need a client certificate that Cloudflare verified (mTLS). */
+  requireClientCert: boolean;
 }
 
 export type StatusCounts = Record<TaskStatus, number>;

@@ -4,6 +4,10 @@ import { ApiError, type ErrorBody } from "../shared/errors";
 
 /** The contract's error response: `{"error": {code, message, details?}}` with the code's status. */
 export function errorResponse(c: Context, error: ApiError): Response {
+  const details = error.details;
+  if (error.code === "rate_limited" && details && !Array.isArray(details) && typeof details.retryAfterSeconds === "number") {
+    c.header("Retry-After", String(details.retryAfterSeconds));
+  }
   return c.json({ error: error.toBody() satisfies ErrorBody }, error.status as 400);
 }
 

@@ -65,7 +65,10 @@ export function openApiDocument(specs: readonly AnySpec[], info: { title: string
           : { description: res.description };
     }
     if (!spec.public) {
-      responses["401"] ??= { description: "no or bad credential", content: { "application/json": { schema: { $ref: `${REF_PREFIX}Error` } } } };
+      const error = (description: string) => ({ description, content: { "application/json": { schema: { $ref: `${REF_PREFIX}Error` } } } });
+      responses["401"] ??= error("no or bad credential");
+      responses["403"] ??= error("the credential's roles do not allow this route");
+      responses["429"] ??= error("rate limited; see the Retry-After header");
     }
     const operation: Json = {
       summary: spec.summary,

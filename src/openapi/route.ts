@@ -1,8 +1,12 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../env";
+import type { AppEnv, AuditNote, Caller } from "../env";
 import { ApiError } from "../shared/errors";
 import { readJsonBody } from "../middleware/body";
+import { actorName, authenticate, claimedKeyId } from "../security/credentials";
+import { recordAudit, SYSTEM_TENANT } from "../security/audit";
+import { allows, PUBLIC, rulesFor } from "../security/permissions";
+import { enforceRateLimits } from "../security/rate-limit";
 
 export type Method = "get" | "post" | "put" | "patch" | "delete";
 
@@ -19,8 +23,12 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   path: string;
   summary: string;
   tag: string;
-  /** Reachable without a credential. */
-  public?: boolean;
+  /**
+   * The audit action recorded for every call of this route, whatever its outcome (state-changing and
+   * privileged routes have one). The target is what the handler notes with `c.set("audit", ...)`, else the
+   * path parameters.
+   */
+  audit?: string;
   /** Path parameters; a value that does not parse answers 404, like an unknown id. */
   params?: P;
   query?: Q;
@@ -28,7 +36,7 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   responses: Record<number, ResponseSpec>;
 }
 
-export type AnySpec = RouteSpec<z.ZodType, z.ZodType, z.ZodType>;
+export type AnySpec = RouteSpec<z.ZodType, z.ZodType, z.ZodType> & { public: boolean };
 
 export interface RouteInput<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
   params: z.output<P>;
@@ -69,17 +77,75 @@ export class Routes {
     spec: RouteSpec<P, Q, B>,
     handler: Handler<P, Q, B>,
   ): void {
-    this.specs.push(spec as unknown as AnySpec);
+    const rule = rulesFor(spec.method, spec.path);
+    this.specs.push({ ...(spec as unknown as AnySpec), public: rule === PUBLIC });
     this.app.on(spec.method.toUpperCase(), spec.path, async (c) => {
-      let params = {} as z.output<P>;
-      if (spec.params) {
-        const parsed = spec.params.safeParse(c.req.param());
-        if (!parsed.success) throw new ApiError("not_found", `nothing at ${new URL(c.req.url).pathname}`, issuesOf(parsed.error));
-        params = parsed.data;
+      if (rule !== PUBLIC) {
+        const caller = await this.admit(c);
+        if (!allows(rule, caller.roles)) {
+          await this.audit(c, spec, caller, "forbidden");
+          throw new ApiError("forbidden", `the roles ${caller.roles.join(", ")} may not ${spec.method.toUpperCase()} ${spec.path}`);
+        }
       }
-      const query = spec.query ? validate(spec.query, c.req.query(), "query") : ({} as z.output<Q>);
-      const body = spec.body ? validate(spec.body, await readJsonBody(c), "body") : (undefined as z.output<B>);
-      return handler(c, { params, query, body });
+      try {
+        let params = {} as z.output<P>;
+        if (spec.params) {
+          const parsed = spec.params.safeParse(c.req.param());
+          if (!parsed.success) throw new ApiError("not_found", `nothing at ${new URL(c.req.url).pathname}`, issuesOf(parsed.error));
+          params = parsed.data;
+        }
+        const query = spec.query ? validate(spec.query, c.req.query(), "query") : ({} as z.output<Q>);
+        const body = spec.body ? validate(spec.body, await readJsonBody(c), "body") : (undefined as z.output<B>);
+        const response = await handler(c, { params, query, body });
+        if (rule !== PUBLIC) await this.audit(c, spec, c.var.caller, "success");
+        return response;
+      } catch (err) {
+        if (rule !== PUBLIC) await this.audit(c, spec, c.var.caller, err instanceof ApiError ? err.code : "internal");
+        throw err;
+      }
     });
   }
+
+  /** Authenticates and rate-limits the request; a failed authentication is audited in the `_system` chain. */
+  private async admit(c: Context<AppEnv>): Promise<Caller> {
+    let caller: Caller;
+    try {
+      caller = await authenticate(c);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      const ip = c.req.header("cf-connecting-ip") ?? null;
+      // Failed attempts are limited per address before they reach the audit log, so a flood cannot fill it.
+      await enforceRateLimits(c.env, { tenant: null, credential: `ip:${ip ?? "unknown"}` });
+      const key = claimedKeyId(c.req.raw);
+      await recordAudit(c.env, SYSTEM_TENANT, {
+        actor: key ? `key:${key}` : "anonymous",
+        action: "auth.failed",
+        target: `${c.req.method} ${new URL(c.req.url).pathname}`,
+        outcome: err.message,
+        ip,
+        at: Date.now(),
+      });
+      throw err;
+    }
+    c.set("caller", caller);
+    await enforceRateLimits(c.env, { tenant: caller.tenant, credential: caller.keyId ?? "admin-key" });
+    return caller;
+  }
+
+  private async audit(c: Context<AppEnv>, spec: { audit?: string; method: Method; path: string }, caller: Caller | undefined, outcome: string): Promise<void> {
+    const action = outcome === "forbidden" ? (spec.audit ?? `${spec.method} ${spec.path}`) : spec.audit;
+    if (!action || !caller) return;
+    const note = c.get("audit") as AuditNote | undefined;
+    if (note?.skip) return;
+    const target = note?.target ?? (Object.values(c.req.param() as Record<string, string>).join("/") || spec.path);
+    await recordAudit(c.env, caller.tenant, {
+      actor: actorName(caller),
+      action,
+      target,
+      outcome,
+      ip: c.req.header("cf-connecting-ip") ?? null,
+      at: Date.now(),
+    });
+  }
+
 }

@@ -4,6 +4,8 @@ import { presentAgent, presentLeased } from "../presenters";
 import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
 import { ErrorSchema } from "../schemas/common";
 import { unwrap } from "../shared/errors";
+import { requirePoolBinding } from "../security/binding";
+import { openTasks } from "../security/sealing";
 import { z } from "zod";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
@@ -15,11 +17,13 @@ export function agentRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/agents",
       summary: "Register an agent (it goes to running)",
       tag: "Agents and leases",
+      audit: "agent.register",
       params: PoolParams,
       body: RegisterAgent,
       responses: { 201: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval }, 400: err("invalid registration") },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, params.pool);
       const agent = unwrap(
         await coordinator(c.env, params.pool).registerAgent(c.var.caller, {
           agentId: body.agentId ?? null,
@@ -42,7 +46,10 @@ export function agentRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the agents", schema: AgentsResponse }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json({ agents: unwrap(await coordinator(c.env, params.pool).listAgents(c.var.caller)).map(presentAgent) }),
+    async (c, { params }) => {
+      requirePoolBinding(c.var.caller, params.pool);
+      return c.json({ agents: unwrap(await coordinator(c.env, params.pool).listAgents(c.var.caller)).map(presentAgent) });
+    },
   );
 
   routes.add(
@@ -54,7 +61,10 @@ export function agentRoutes(routes: Routes): void {
       params: AgentParams,
       responses: { 200: { description: "the agent", schema: Agent }, 404: err("no such agent") },
     },
-    async (c, { params }) => c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).getAgent(c.var.caller, params.agentId)))),
+    async (c, { params }) => {
+      requirePoolBinding(c.var.caller, params.pool);
+      return c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).getAgent(c.var.caller, params.agentId))));
+    },
   );
 
   routes.add(
@@ -63,6 +73,7 @@ export function agentRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/agents/:agentId",
       summary: "Change an agent's lifecycle state",
       tag: "Agents and leases",
+      audit: "agent.state",
       params: AgentParams,
       body: PatchAgent,
       responses: {
@@ -72,8 +83,11 @@ export function agentRoutes(routes: Routes): void {
         409: err("invalid_transition: the lifecycle does not allow this change"),
       },
     },
-    async (c, { params, body }) =>
-      c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).transitionAgent(c.var.caller, params.agentId, body.state)))),
+    async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, params.pool);
+      c.set("audit", { target: `${params.pool}/${params.agentId} -> ${body.state}` });
+      return c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).transitionAgent(c.var.caller, params.agentId, body.state))));
+    },
   );
 
   routes.add(
@@ -82,10 +96,12 @@ export function agentRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/agents/:agentId",
       summary: "Remove an agent; its leased tasks go back to the queue at once",
       tag: "Agents and leases",
+      audit: "agent.delete",
       params: AgentParams,
       responses: { 200: { description: "removed", schema: z.object({ deleted: z.literal(true), agentId: z.string() }) }, 404: err("no such agent") },
     },
     async (c, { params }) => {
+      requirePoolBinding(c.var.caller, params.pool);
       unwrap(await coordinator(c.env, params.pool).deleteAgent(c.var.caller, params.agentId));
       return c.json({ deleted: true, agentId: params.agentId });
     },
@@ -102,6 +118,7 @@ export function agentRoutes(routes: Routes): void {
       responses: { 200: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval }, 404: err("no such agent") },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, params.pool);
       const agent = unwrap(await coordinator(c.env, params.pool).heartbeat(c.var.caller, params.agentId, body.load ?? null));
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs });
     },
@@ -113,13 +130,16 @@ export function agentRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/agents/:agentId/lease",
       summary: "Lease up to max tasks, waiting up to waitMs for work (long poll)",
       tag: "Agents and leases",
+      audit: "task.lease",
       params: AgentParams,
       body: LeaseBody,
       responses: { 200: { description: "the leased tasks (empty when there was nothing to do)", schema: LeaseResponse }, 404: err("no such agent") },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, params.pool);
       const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
-      return c.json({ tasks: tasks.map(presentLeased) });
+      c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0 });
+      return c.json({ tasks: (await openTasks(c.env, tasks)).map(presentLeased) });
     },
   );
 }

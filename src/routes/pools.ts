@@ -5,6 +5,7 @@ import { PoolParams } from "../schemas/agents";
 import { ErrorSchema } from "../schemas/common";
 import { ListTasksQuery, ListTasksResponse, PoolConfigPatch, PoolConfigSchema, PoolsResponse, PoolStatsResponse, RedriveBody, RedriveResponse } from "../schemas/pools";
 import { unwrap } from "../shared/errors";
+import { openTasks } from "../security/sealing";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
 
@@ -18,7 +19,7 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "the pools", schema: PoolsResponse } },
     },
     async (c) => {
-      const entries = await directory(c.env).list();
+      const entries = await directory(c.env).list(c.var.caller.allTenants ? null : c.var.caller.tenant);
       const pools = await Promise.all(
         entries.map(async ({ pool }) => ({ pool, ...unwrap(await coordinator(c.env, pool).counts(c.var.caller)) })),
       );
@@ -50,7 +51,7 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, query }) => {
       const page = unwrap(await coordinator(c.env, params.pool).listTasks(c.var.caller, query.status ?? null, query.limit, query.cursor ?? null));
-      return c.json({ tasks: page.tasks.map(presentTask), cursor: page.cursor });
+      return c.json({ tasks: (await openTasks(c.env, page.tasks)).map(presentTask), cursor: page.cursor });
     },
   );
 
@@ -60,6 +61,7 @@ export function poolRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/dlq/redrive",
       summary: "Queue dead tasks again with attempts reset ({} for all)",
       tag: "Pools",
+      audit: "dlq.redrive",
       params: PoolParams,
       body: RedriveBody,
       responses: { 200: { description: "how many were redriven", schema: RedriveResponse }, 404: err("no such pool") },
@@ -76,7 +78,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the configuration", schema: PoolConfigSchema }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(unwrap(await coordinator(c.env, params.pool).getConfig())),
+    async (c, { params }) => c.json(unwrap(await coordinator(c.env, params.pool).getConfig(c.var.caller))),
   );
 
   routes.add(
@@ -85,10 +87,14 @@ export function poolRoutes(routes: Routes): void {
       path: "/v1/pools/:pool/config",
       summary: "Change a pool's configuration (fields given are merged in)",
       tag: "Pools",
+      audit: "pool.config",
       params: PoolParams,
       body: PoolConfigPatch,
       responses: { 200: { description: "the whole configuration", schema: PoolConfigSchema }, 400: err("bad values") },
     },
-    async (c, { params, body }) => c.json(unwrap(await coordinator(c.env, params.pool).updateConfig(body))),
+    async (c, { params, body }) => {
+      c.set("audit", { target: `${params.pool}: ${JSON.stringify(body)}` });
+      return c.json(unwrap(await coordinator(c.env, params.pool).updateConfig(c.var.caller, body)));
+    },
   );
 }

@@ -4,7 +4,7 @@ import { openApiDocument } from "../openapi/document";
 import type { Routes } from "../openapi/route";
 import { coordinator, directory } from "../pools";
 import { unwrap } from "../shared/errors";
-import { DASHBOARD_HTML } from "../dashboard";
+import { DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard";
 
 export const API_INFO = {
   title: "DAA Mesh API",
@@ -14,7 +14,7 @@ export const API_INFO = {
 
 export function systemRoutes(routes: Routes): void {
   routes.add(
-    { method: "get", path: "/healthz", summary: "Liveness", tag: "System", public: true, responses: { 200: { description: "alive", schema: z.object({ ok: z.literal(true) }) } } },
+    { method: "get", path: "/healthz", summary: "Liveness", tag: "System", responses: { 200: { description: "alive", schema: z.object({ ok: z.literal(true) }) } } },
     (c) => c.json({ ok: true }),
   );
 
@@ -27,8 +27,9 @@ export function systemRoutes(routes: Routes): void {
       responses: { 200: { description: "Prometheus text exposition 0.0.4", contentType: "text/plain; version=0.0.4" } },
     },
     async (c) => {
-      const pools = await directory(c.env).list();
-      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await coordinator(c.env, pool).metrics())));
+      const caller = c.var.caller;
+      const pools = await directory(c.env).list(caller.allTenants ? null : caller.tenant);
+      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await coordinator(c.env, pool).metrics(caller))));
       return c.body(renderMetrics(metrics), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     },
   );
@@ -39,14 +40,19 @@ export function systemRoutes(routes: Routes): void {
       path: "/openapi.json",
       summary: "This document",
       tag: "System",
-      public: true,
+     
       responses: { 200: { description: "OpenAPI 3.1", schema: z.record(z.string(), z.unknown()) } },
     },
     (c) => c.json(openApiDocument(routes.specs, API_INFO)),
   );
 
   routes.add(
-    { method: "get", path: "/", summary: "The dashboard", tag: "System", public: true, responses: { 200: { description: "HTML", contentType: "text/html" } } },
+    { method: "get", path: "/", summary: "The dashboard", tag: "System", responses: { 200: { description: "HTML", contentType: "text/html" } } },
     (c) => c.html(DASHBOARD_HTML),
+  );
+
+  routes.add(
+    { method: "get", path: "/dashboard.js", summary: "The dashboard's script", tag: "System", responses: { 200: { description: "JavaScript", contentType: "text/javascript" } } },
+    (c) => c.body(DASHBOARD_JS, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" }),
   );
 }

@@ -22,6 +22,8 @@ import {
   TasksResponse,
 } from "../schemas/tasks";
 import { ApiError, unwrap, type ErrorDetails, type Outcome } from "../shared/errors";
+import { requirePoolBinding } from "../security/binding";
+import { openTask, sealPayload } from "../security/sealing";
 import type { SubmitOutcome } from "../../durable-objects/pool-coordinator/tasks";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
@@ -62,6 +64,17 @@ function place(task: z.output<typeof SubmitTask>, prefix: string): Placed | { fi
 
 const DEFAULT_FAILURE = { message: "the agent reported a failure" };
 
+/** The pool a task id names (the route has validated the id's shape). */
+function poolOfTask(id: string): string {
+  return parseTaskId(id)?.pool ?? "";
+}
+
+/** A batch is one audit record: how many, and a SHA-256 over the ids in order (API.md). */
+async function batchTarget(ids: readonly string[]): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))));
+  return `${ids.length} tasks sha256:${[...digest].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
 /** A validated settle item as the coordinator takes it: results and errors as JSON text. */
 function toSettlement(item: z.output<typeof SettleItem>): Settlement {
   switch (item.action) {
@@ -87,6 +100,7 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks",
       summary: "Submit a task",
       tag: "Tasks",
+      audit: "task.submit",
       body: SubmitTask,
       responses: {
         201: { description: "created", schema: Task },
@@ -97,9 +111,11 @@ export function taskRoutes(routes: Routes): void {
     async (c, { body }) => {
       const placed = place(body, "");
       if (Array.isArray(placed)) throw new ApiError("invalid_request", "the task is not valid", placed);
-      const [outcome] = unwrap(await coordinator(c.env, placed.pool).submit(c.var.caller, [placed.input]));
+      const input = { ...placed.input, payload: await sealPayload(c.env, c.var.caller.tenant, placed.input.payload) };
+      const [outcome] = unwrap(await coordinator(c.env, placed.pool).submit(c.var.caller, [input]));
       if (!outcome) throw new Error("submit answered nothing");
-      return c.json(presentTask(outcome.task), outcome.created ? 201 : 200);
+      c.set("audit", { target: outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
+      return c.json(presentTask(await openTask(c.env, outcome.task)), outcome.created ? 201 : 200);
     },
   );
 
@@ -109,6 +125,7 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/batch",
       summary: "Submit up to 1000 tasks; one transaction per pool",
       tag: "Tasks",
+      audit: "task.submit_batch",
       body: SubmitBatch,
       responses: { 201: { description: "the tasks in input order", schema: TasksResponse }, 400: err("invalid tasks") },
     },
@@ -123,6 +140,9 @@ export function taskRoutes(routes: Routes): void {
         group.inputs.push(placed.input);
         byPool.set(placed.pool, group);
       });
+      for (const group of byPool.values()) {
+        group.inputs = await Promise.all(group.inputs.map(async (t) => ({ ...t, payload: await sealPayload(c.env, c.var.caller.tenant, t.payload) })));
+      }
       if (problems.length > 0) throw new ApiError("invalid_request", "some tasks are not valid; none was submitted", problems);
       const groups = [...byPool.entries()];
       // Several pools cannot commit atomically together, so dependencies (the one thing a coordinator can
@@ -141,9 +161,11 @@ export function taskRoutes(routes: Routes): void {
         groups.map(async ([pool, { indexes, inputs }]) => {
           const result: Outcome<SubmitOutcome[]> = await coordinator(c.env, pool).submit(c.var.caller, inputs);
           if (!result.ok) throw new ApiError(result.error.code, result.error.message, readdress(result.error.details, indexes));
-          result.value.forEach((o, k) => (out[indexes[k]!] = presentTask(o.task)));
+          const opened = await Promise.all(result.value.map((o) => openTask(c.env, o.task)));
+          opened.forEach((task, k) => (out[indexes[k]!] = presentTask(task)));
         }),
       );
+      c.set("audit", { target: await batchTarget(out.map((t) => t.id)) });
       return c.json({ tasks: out }, 201);
     },
   );
@@ -157,7 +179,7 @@ export function taskRoutes(routes: Routes): void {
       params: TaskIdParams,
       responses: { 200: { description: "the task", schema: Task }, 404: err("no such task") },
     },
-    async (c, { params }) => c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).getTask(c.var.caller, params.id)))),
+    async (c, { params }) => c.json(presentTask(await openTask(c.env, unwrap(await coordinatorOfTask(c.env, params.id).getTask(c.var.caller, params.id))))),
   );
 
   routes.add(
@@ -176,7 +198,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, query }) => {
       const task = unwrap(await coordinatorOfTask(c.env, params.id).waitResult(c.var.caller, params.id, query.waitMs));
-      return c.json(presentTask(task), isFinal(task.status) ? 200 : 202);
+      return c.json(presentTask(await openTask(c.env, task)), isFinal(task.status) ? 200 : 202);
     },
   );
 
@@ -186,10 +208,11 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/:id/cancel",
       summary: "Cancel a task that is not final",
       tag: "Tasks",
+      audit: "task.cancel",
       params: TaskIdParams,
       responses: { 200: { description: "the task, cancelled", schema: Task }, 404: err("no such task"), 409: err("already final") },
     },
-    async (c, { params }) => c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).cancel(c.var.caller, params.id)))),
+    async (c, { params }) => c.json(presentTask(await openTask(c.env, unwrap(await coordinatorOfTask(c.env, params.id).cancel(c.var.caller, params.id))))),
   );
 
   routes.add(
@@ -198,13 +221,15 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/:id/complete",
       summary: "Complete a leased task",
       tag: "Agents and leases",
+      audit: "task.complete",
       params: TaskIdParams,
       body: CompleteBody,
       responses: { 200: { description: "the task, succeeded", schema: Task }, 404: err("no such task"), 409: err("lease_lost: not the current lease") },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, poolOfTask(params.id));
       const result = JSON.stringify(body.result ?? null);
-      return c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).complete(c.var.caller, params.id, body.leaseToken, result))));
+      return c.json(presentTask(await openTask(c.env, unwrap(await coordinatorOfTask(c.env, params.id).complete(c.var.caller, params.id, body.leaseToken, result)))));
     },
   );
 
@@ -214,6 +239,7 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/:id/fail",
       summary: "Fail the current attempt of a leased task",
       tag: "Agents and leases",
+      audit: "task.fail",
       params: TaskIdParams,
       body: FailBody,
       responses: {
@@ -223,8 +249,10 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, poolOfTask(params.id));
       const error = body.error ?? DEFAULT_FAILURE;
-      return c.json(presentTask(unwrap(await coordinatorOfTask(c.env, params.id).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(error), body.retryable))));
+      const task = unwrap(await coordinatorOfTask(c.env, params.id).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(error), body.retryable));
+      return c.json(presentTask(await openTask(c.env, task)));
     },
   );
 
@@ -234,11 +262,13 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/:id/extend",
       summary: "Extend the lease of a task",
       tag: "Agents and leases",
+      audit: "task.extend",
       params: TaskIdParams,
       body: ExtendBody,
       responses: { 200: { description: "the new expiry", schema: ExtendResponse }, 404: err("no such task"), 409: err("lease_lost: not the current lease") },
     },
     async (c, { params, body }) => {
+      requirePoolBinding(c.var.caller, poolOfTask(params.id));
       const expiresAt = unwrap(await coordinatorOfTask(c.env, params.id).extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null));
       return c.json({ leaseExpiresAt: new Date(expiresAt).toISOString() });
     },
@@ -250,6 +280,7 @@ export function taskRoutes(routes: Routes): void {
       path: "/v1/tasks/settle",
       summary: "Complete, fail or extend up to 1000 leases in one request (an extension of the contract)",
       tag: "Agents and leases",
+      audit: "task.settle",
       body: SettleBody,
       responses: {
         200: { description: "one result per item, in input order: the task's status, or the error that refused it", schema: SettleResponse },
@@ -261,7 +292,10 @@ export function taskRoutes(routes: Routes): void {
       const byShard = new Map<string, { pool: string; shard: number; indexes: number[]; items: Settlement[] }>();
       body.items.forEach((item, i) => {
         const owner = parseTaskId(item.id);
-        if (!owner) return void (results[i] = { id: item.id, error: { code: "not_found", message: `no task ${item.id}` } });
+        const bound = c.var.caller.pool;
+        if (!owner || (bound !== null && owner.pool !== bound)) {
+          return void (results[i] = { id: item.id, error: { code: "not_found", message: `no task ${item.id}` } });
+        }
         const key = shardName(owner.pool, owner.shard);
         const group = byShard.get(key) ?? { ...owner, indexes: [], items: [] };
         group.indexes.push(i);
@@ -276,6 +310,7 @@ export function taskRoutes(routes: Routes): void {
           });
         }),
       );
+      c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)) });
       return c.json({
         results: results.map((r) => ("leaseExpiresAt" in r && r.leaseExpiresAt !== undefined ? { ...r, leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() } : r)),
       });

@@ -46,6 +46,8 @@ export const PoolConfigSchema = z
     failedAgentTtlMs: z.number().int(),
     breaker: z.object({ failureThreshold: z.number().int(), cooldownMs: z.number().int() }),
     retentionMs: z.number().int().describe("how long finished tasks are kept"),
+    maxUnfinishedPerTenant: z.number().int().describe("quota: waiting, queued and leased tasks one tenant may have in the pool"),
+    requireClientCert: z.boolean().describe("agent operations need a client certificate Cloudflare verified (mTLS)"),
   })
   .meta({ id: "PoolConfig" });
 
@@ -56,4 +58,6 @@ export const PoolConfigPatch = z.strictObject({
   failedAgentTtlMs: intIn(1000, 30 * DAY_MS).optional(),
   breaker: z.strictObject({ failureThreshold: intIn(1, 1000).optional(), cooldownMs: intIn(100, 3_600_000).optional() }).optional(),
   retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
+  maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
+  requireClientCert: z.boolean().optional(),
 });

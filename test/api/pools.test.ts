@@ -133,6 +133,8 @@ describe("pool config", () => {
       failedAgentTtlMs: 300000,
       breaker: { failureThreshold: 5, cooldownMs: 30000 },
       retentionMs: 604800000,
+      maxUnfinishedPerTenant: 1000000,
+      requireClientCert: false,
     });
     const put = await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 2000, breaker: { cooldownMs: 10000 } });
     expect(put.status).toBe(200);

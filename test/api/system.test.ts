@@ -18,7 +18,10 @@ describe("system routes", () => {
     const res = await api("GET", "/", undefined, { token: null });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
-    expect(res.body).toContain("/v1/pools");
+    expect(res.body).toContain('<script src="/dashboard.js"></script>');
+    const js = await api("GET", "/dashboard.js", undefined, { token: null });
+    expect(js.status).toBe(200);
+    expect(js.body).toContain("/v1/pools");
   });
 });
 
@@ -59,6 +62,13 @@ describe("/openapi.json", () => {
         "GET /metrics",
         "GET /openapi.json",
         "GET /",
+        "GET /dashboard.js",
+        "POST /v1/tenants/{tenant}/keys",
+        "GET /v1/tenants/{tenant}/keys",
+        "DELETE /v1/tenants/{tenant}/keys/{id}",
+        "POST /v1/auth/token",
+        "GET /v1/audit",
+        "GET /v1/audit/verify",
       ].sort(),
     );
   });

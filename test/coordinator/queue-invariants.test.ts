@@ -15,7 +15,7 @@ import { freshPool, poolStub } from "../helpers";
  * - an agent's in-flight count equals the tasks leased to it and never exceeds its concurrency.
  */
 
-const ADMIN: Principal = { tenant: "default", allTenants: true };
+const ADMIN: Principal = { tenant: "default", allTenants: true, actor: "admin", fleetOperator: true, agentOnly: false, certVerified: false };
 const AGENTS = ["a", "b"] as const;
 
 type Op =

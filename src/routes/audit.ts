@@ -1,0 +1,58 @@
+import type { Context } from "hono";
+import type { AuditRecord } from "../../durable-objects/audit-log/chain";
+import type { AppEnv } from "../env";
+import type { Routes } from "../openapi/route";
+import { AuditPage, AuditQuery, AuditVerification, AuditVerifyQuery } from "../schemas/auth";
+import { ErrorSchema } from "../schemas/common";
+import { ApiError } from "../shared/errors";
+
+const err = (description: string) => ({ description, schema: ErrorSchema });
+
+/** The chain a caller may read: its own tenant's; only the bootstrap key reads others (and `_system`). */
+function chainOf(c: Context<AppEnv>, tenant: string | undefined): string {
+  const caller = c.var.caller;
+  const chain = tenant ?? caller.tenant;
+  if (!caller.allTenants && chain !== caller.tenant) throw new ApiError("not_found", `no audit log for tenant ${chain}`);
+  return chain;
+}
+
+function presentRecord(r: AuditRecord) {
+  return { seq: r.seq, at: new Date(r.at).toISOString(), actor: r.actor, action: r.action, target: r.target, outcome: r.outcome, ip: r.ip, prevHash: r.prevHash, hash: r.hash };
+}
+
+export function auditRoutes(routes: Routes): void {
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/audit",
+      summary: "Page through a tenant's audit log, oldest first",
+      tag: "Tenants, keys, tokens, audit",
+      audit: "audit.read",
+      query: AuditQuery,
+      responses: { 200: { description: "a page of records", schema: AuditPage }, 404: err("another tenant's log") },
+    },
+    async (c, { query }) => {
+      const chain = chainOf(c, query.tenant);
+      c.set("audit", { target: `audit log ${chain}` });
+      const page = await c.env.AUDIT.getByName(chain).list(query.limit, query.cursor === undefined ? null : Number(query.cursor));
+      return c.json({ records: page.records.map(presentRecord), cursor: page.cursor === null ? null : String(page.cursor) });
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/audit/verify",
+      summary: "Recompute a tenant's hash chain and report the first broken link",
+      tag: "Tenants, keys, tokens, audit",
+      audit: "audit.verify",
+      query: AuditVerifyQuery,
+      responses: { 200: { description: "the verdict", schema: AuditVerification }, 404: err("another tenant's log") },
+    },
+    async (c, { query }) => {
+      const chain = chainOf(c, query.tenant);
+      c.set("audit", { target: `audit log ${chain}` });
+      return c.json(await c.env.AUDIT.getByName(chain).verify());
+    },
+  );
+}
