@@ -75,7 +75,13 @@ export class PoolCore {
     return this.cachedConfig;
   }
 
+  /**
+   * A config is a first write like any other, but a tenant cannot reconfigure a pool that only other tenants
+   * use: it answers 404 as for every other pool-level call of theirs.
+   */
   updateConfig(principal: Principal, patch: PoolConfigPatch, now: number): PoolConfig {
+    const fresh = this.sql.exec("SELECT 1 FROM tenants LIMIT 1").toArray().length === 0;
+    if (!fresh) this.requireTenant(principal);
     this.touch(principal, now);
     const next = mergeConfig(this.config(), patch);
     this.sql.exec(

@@ -131,7 +131,10 @@ export class PoolCoordinator extends DurableObject<Env> {
     let afterSeq = 0;
     const skipped: string[] = [];
     for (;;) {
-      const step = await this.change(false, (core, now) => core.tasks.redrive(principal, ids, now, REDRIVE_CHUNK, afterSeq));
+      const step = await this.change(false, (core, now) => {
+        core.requireTenant(principal);
+        return core.tasks.redrive(principal, ids, now, REDRIVE_CHUNK, afterSeq);
+      });
       if (!step.ok) return step;
       redriven += step.value.redriven;
       skipped.push(...step.value.skipped);
