@@ -12,6 +12,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export interface DevServer {
   url: string;
   adminKey: string;
+  /** DAA_MASTER_KEY of this process: a restart on the same persistDir needs it to open the stored payloads. */
+  masterKey: string;
   persistDir: string;
   process: ChildProcess;
   /** Everything wrangler printed, for diagnosing a failed start. */
@@ -24,6 +26,7 @@ export interface DevServerOptions {
   /** Keep state here (and across restarts); a fresh temporary directory by default. */
   persistDir?: string;
   adminKey?: string;
+  masterKey?: string;
   startTimeoutMs?: number;
 }
 
@@ -40,18 +43,19 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer({ port, persistDir, adminKey, startTimeoutMs = 90_000 }: DevServerOptions = {}): Promise<DevServer> {
+export async function startDevServer({ port, persistDir, adminKey, masterKey, startTimeoutMs = 90_000 }: DevServerOptions = {}): Promise<DevServer> {
   const chosenPort = port ?? (await freePort());
   const ownDir = persistDir === undefined;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), "daa-mesh-"));
   const key = adminKey ?? randomBytes(18).toString("base64url");
+  const master = masterKey ?? randomBytes(18).toString("base64url");
   const args = [
     "dev",
     "--ip", "127.0.0.1",
     "--port", String(chosenPort),
     "--persist-to", dir,
     "--var", `DAA_ADMIN_KEY:${key}`,
-    "--var", `DAA_MASTER_KEY:${randomBytes(18).toString("base64url")}`,
+    "--var", `DAA_MASTER_KEY:${master}`,
     "--show-interactive-dev-session=false",
     "--log-level", "warn",
   ];
@@ -91,7 +95,7 @@ export async function startDevServer({ port, persistDir, adminKey, startTimeoutM
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, adminKey: key, persistDir: dir, process: child, output: () => output, stop };
+  return { url, adminKey: key, masterKey: master, persistDir: dir, process: child, output: () => output, stop };
 }
 
 /** wrangler starts workerd as a child; signalling the process group takes both down. */

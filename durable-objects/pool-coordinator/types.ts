@@ -99,7 +99,7 @@ export type Settlement =
 /** How one settlement went: the task's status after it, or why it was refused (nothing changed then). */
 export type SettlementResult =
   | { id: string; status: TaskStatus; leaseExpiresAt?: number }
-  | { id: string; error: { code: "not_found" | "lease_lost"; message: string } };
+  | { id: string; error: { code: "not_found" | "lease_lost" | "forbidden"; message: string } };
 
 export interface LeasedTask extends TaskRecord {
   attempt: number;

@@ -22,7 +22,7 @@ export function onError(err: Error, c: Context): Response {
     return errorResponse(c, new ApiError(code, err.message || "the request was rejected"));
   }
   console.error(`${c.req.method} ${new URL(c.req.url).pathname} failed`, err);
-  return c.json({ error: { code: "internal", message: "internal error; the request may be retried" } }, 500);
+  return c.json({ error: { code: "internal", message: "internal error; it has been logged" } }, 500);
 }
 
 export function onNotFound(c: Context): Response {

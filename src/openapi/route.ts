@@ -138,14 +138,12 @@ export class Routes {
     const note = c.get("audit") as AuditNote | undefined;
     if (note?.skip) return;
     const target = note?.target ?? (Object.values(c.req.param() as Record<string, string>).join("/") || spec.path);
-    await recordAudit(c.env, caller.tenant, {
-      actor: actorName(caller),
-      action,
-      target,
-      outcome,
-      ip: c.req.header("cf-connecting-ip") ?? null,
-      at: Date.now(),
-    });
+    const entry = { actor: actorName(caller), action, target, outcome, ip: c.req.header("cf-connecting-ip") ?? null, at: Date.now() };
+    // The record goes to the acting tenant's chain; when the bootstrap key acts on another tenant's keys, that
+    // tenant's auditors must see it too.
+    const subject = (c.req.param() as Record<string, string | undefined>).tenant;
+    const chains = caller.allTenants && subject !== undefined && subject !== caller.tenant ? [caller.tenant, subject] : [caller.tenant];
+    await Promise.all(chains.map((chain) => recordAudit(c.env, chain, entry)));
   }
 
 }

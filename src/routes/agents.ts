@@ -24,6 +24,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
+      c.set("audit", { target: `${params.pool}/${body.agentId ?? "(id to be generated)"}` });
       const agent = unwrap(
         await coordinator(c.env, params.pool).registerAgent(c.var.caller, {
           agentId: body.agentId ?? null,
@@ -33,6 +34,7 @@ export function agentRoutes(routes: Routes): void {
           metadata: JSON.stringify(body.metadata),
         }),
       );
+      c.set("audit", { target: `${params.pool}/${agent.agentId}` });
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs }, 201);
     },
   );

@@ -12,6 +12,8 @@ const err = (description: string) => ({ description, schema: ErrorSchema });
 function chainOf(c: Context<AppEnv>, tenant: string | undefined): string {
   const caller = c.var.caller;
   const chain = tenant ?? caller.tenant;
+  // Noted before the check, so a refused attempt on another tenant's log records which log it was.
+  c.set("audit", { target: `audit log ${chain}` });
   if (!caller.allTenants && chain !== caller.tenant) throw new ApiError("not_found", `no audit log for tenant ${chain}`);
   return chain;
 }
@@ -33,7 +35,6 @@ export function auditRoutes(routes: Routes): void {
     },
     async (c, { query }) => {
       const chain = chainOf(c, query.tenant);
-      c.set("audit", { target: `audit log ${chain}` });
       const page = await c.env.AUDIT.getByName(chain).list(query.limit, query.cursor === undefined ? null : Number(query.cursor));
       return c.json({ records: page.records.map(presentRecord), cursor: page.cursor === null ? null : String(page.cursor) });
     },
@@ -51,7 +52,6 @@ export function auditRoutes(routes: Routes): void {
     },
     async (c, { query }) => {
       const chain = chainOf(c, query.tenant);
-      c.set("audit", { target: `audit log ${chain}` });
       return c.json(await c.env.AUDIT.getByName(chain).verify());
     },
   );

@@ -21,7 +21,7 @@ import {
   TaskIdParams,
   TasksResponse,
 } from "../schemas/tasks";
-import { ApiError, unwrap, type ErrorDetails, type Outcome } from "../shared/errors";
+import { ApiError, unwrap, type ErrorBody, type ErrorDetails, type Outcome } from "../shared/errors";
 import { requirePoolBinding } from "../security/binding";
 import { openTask, sealPayload } from "../security/sealing";
 import type { SubmitOutcome } from "../../durable-objects/pool-coordinator/tasks";
@@ -302,14 +302,24 @@ export function taskRoutes(routes: Routes): void {
         group.items.push(toSettlement(item));
         byShard.set(key, group);
       });
+      // A shard refuses as a whole when its pool does not exist (not_found) or requires a client certificate the
+      // caller lacks (forbidden); its items report that code, and a refusal that left nothing applied is the answer.
+      let applied = false;
+      const refusals: ErrorBody[] = [];
       await Promise.all(
         [...byShard.values()].map(async ({ pool, shard, indexes, items }) => {
           const outcome: Outcome<SettlementResult[]> = await coordinator(c.env, pool, shard).settle(c.var.caller, items);
+          if (outcome.ok) applied = true;
+          else if (outcome.error.code === "forbidden") refusals.push(outcome.error);
           indexes.forEach((index, k) => {
-            results[index] = outcome.ok ? outcome.value[k]! : { id: items[k]!.id, error: { code: "not_found", message: outcome.error.message } };
+            results[index] = outcome.ok
+              ? outcome.value[k]!
+              : { id: items[k]!.id, error: { code: outcome.error.code === "forbidden" ? "forbidden" : "not_found", message: outcome.error.message } };
           });
         }),
       );
+      const refusal = refusals[0];
+      if (refusal !== undefined && !applied) throw new ApiError(refusal.code, refusal.message, refusal.details);
       c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)) });
       return c.json({
         results: results.map((r) => ("leaseExpiresAt" in r && r.leaseExpiresAt !== undefined ? { ...r, leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() } : r)),

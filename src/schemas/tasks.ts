@@ -101,7 +101,7 @@ export const SettleResponse = z.object({
   results: z.array(
     z.union([
       z.object({ id: z.string(), status: TaskStatus, leaseExpiresAt: Timestamp.optional() }),
-      z.object({ id: z.string(), error: z.object({ code: z.enum(["not_found", "lease_lost"]), message: z.string() }) }),
+      z.object({ id: z.string(), error: z.object({ code: z.enum(["not_found", "lease_lost", "forbidden"]), message: z.string() }) }),
     ]),
   ),
 });

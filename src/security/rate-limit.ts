@@ -12,16 +12,19 @@ export function retryAfterSeconds(now: number, periodSeconds = RATE_WINDOW_SECON
   return Math.max(1, Math.ceil((periodMs - (now % periodMs)) / 1000));
 }
 
-/** Refuses with 429 when either the tenant or the credential is over its limit. */
+/**
+ * Refuses with 429 when either the credential or the tenant is over its limit. The credential is counted first
+ * and the tenant only for a request its credential may make: a credential over its own limit that keeps calling
+ * must not use up the allowance of its tenant's other credentials.
+ */
 export async function enforceRateLimits(env: Env, keys: { tenant: string | null; credential: string }, now = Date.now()): Promise<void> {
-  const [tenant, credential] = await Promise.all([
-    keys.tenant === null ? Promise.resolve({ success: true }) : env.TENANT_RATE_LIMIT.limit({ key: `tenant:${keys.tenant}` }),
-    env.CREDENTIAL_RATE_LIMIT.limit({ key: keys.credential }),
-  ]);
+  const credential = await env.CREDENTIAL_RATE_LIMIT.limit({ key: keys.credential });
+  const tenant = !credential.success || keys.tenant === null ? { success: true } : await env.TENANT_RATE_LIMIT.limit({ key: `tenant:${keys.tenant}` });
   if (tenant.success && credential.success) return;
+  const scope = credential.success ? "tenant" : "credential";
   const retryAfter = retryAfterSeconds(now);
-  throw new ApiError("rate_limited", `too many requests for this ${tenant.success ? "credential" : "tenant"}; retry after ${retryAfter} s`, {
-    scope: tenant.success ? "credential" : "tenant",
+  throw new ApiError("rate_limited", `too many requests for this ${scope}; retry after ${retryAfter} s`, {
+    scope,
     retryAfterSeconds: retryAfter,
   });
 }

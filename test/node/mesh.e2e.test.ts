@@ -70,9 +70,9 @@ describe("the mesh under wrangler dev", () => {
     const lease = await call("POST", "/v1/pools/restart/agents/r1/lease", { max: 1 });
     expect(lease.body.tasks[0].id).toBe(leasedTask.body.id);
 
-    const { adminKey } = server;
+    const { adminKey, masterKey } = server;
     await server.stop();
-    server = await startDevServer({ persistDir, adminKey });
+    server = await startDevServer({ persistDir, adminKey, masterKey });
 
     expect((await call("GET", `/v1/tasks/${queued.body.id}`)).body.status).toBe("queued");
     // The lease expires while nobody calls the pool: only the alarm can requeue it.
