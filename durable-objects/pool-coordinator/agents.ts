@@ -1,9 +1,12 @@
 import { ApiError } from "../../src/shared/errors";
+import { weightOf, ewma, type Candidate } from "./balancing";
+import { afterOutcome, breakerAllowance } from "./breaker";
+import { agentTimer, dueActions, stateAfterHeartbeat } from "./health";
 import { randomToken } from "./ids";
 import { canTransition } from "./lifecycle";
-import { AGENT_STATES, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type Principal } from "./types";
+import { AGENT_STATES, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type PoolConfig, type Principal } from "./types";
 
-interface AgentRow {
+export interface AgentRow {
   [column: string]: SqlStorageValue;
   agent_id: string;
   tenant: string | null;
@@ -20,6 +23,10 @@ interface AgentRow {
   registered_at: number;
   timer_at: number | null;
   registered_by: string | null;
+  credits: number;
+  consecutive_failures: number;
+  breaker_until: number | null;
+  latency_ewma_ms: number | null;
 }
 
 const IDLE_LOAD: AgentLoad = { currentLoad: 0, queueDepth: 0, avgLatencyMs: 0 };
@@ -33,6 +40,7 @@ export class AgentStore {
     private readonly sql: SqlStorage,
     private readonly pool: string,
     private readonly inFlight: (agentId: string) => number,
+    private readonly config: () => PoolConfig,
   ) {}
 
   /**
@@ -65,6 +73,7 @@ export class AgentStore {
       now,
       principal.actor,
     );
+    this.retime(agentId);
     return this.get(principal, agentId);
   }
 
@@ -84,13 +93,118 @@ export class AgentStore {
 
   heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
     this.get(principal, agentId);
+    this.seen(agentId, load, now);
+    return this.get(principal, agentId);
+  }
+
+  /**
+   * The agent showed it is alive (a heartbeat, a lease call, any WebSocket message): its failure deadline moves,
+   * and a failed agent steps back through recovering to running.
+   */
+  seen(agentId: string, load: AgentLoad | null, now: number): void {
+    const row = this.row(agentId);
+    if (!row) return;
     this.sql.exec(
-      "UPDATE agents SET last_heartbeat_at = ?1, load = coalesce(?2, load) WHERE agent_id = ?3",
+      "UPDATE agents SET last_heartbeat_at = ?1, load = coalesce(?2, load), state = ?3 WHERE agent_id = ?4",
       now,
       load === null ? null : JSON.stringify(load),
+      stateAfterHeartbeat(row.state),
       agentId,
     );
-    return this.get(principal, agentId);
+    this.retime(agentId);
+  }
+
+  /** Recomputes when the alarm must next look at an agent. */
+  private retime(agentId: string): void {
+    const row = this.row(agentId);
+    if (!row) return;
+    const at = agentTimer(
+      { state: row.state, lastSeenAt: row.last_heartbeat_at, breaker: row.breaker, breakerUntil: row.breaker_until },
+      this.config(),
+    );
+    this.sql.exec("UPDATE agents SET timer_at = ? WHERE agent_id = ?", at, agentId);
+  }
+
+  /**
+   * Works off due agent timers: silent live agents fail (their leases go back through `release`), agents silent
+   * past the failed-agent TTL terminate and leave, open breakers turn half-open. Answers the agents that failed.
+   */
+  runTimers(now: number, release: (agentId: string) => void): string[] {
+    const failed: string[] = [];
+    const config = this.config();
+    for (const row of this.sql.exec<AgentRow>("SELECT * FROM agents WHERE timer_at IS NOT NULL AND timer_at <= ? ORDER BY timer_at LIMIT 500", now).toArray()) {
+      const facts = { state: row.state, lastSeenAt: row.last_heartbeat_at, breaker: row.breaker, breakerUntil: row.breaker_until };
+      for (const action of dueActions(facts, now, config)) {
+        if (action === "fail") {
+          this.sql.exec("UPDATE agents SET state = 'failed' WHERE agent_id = ?", row.agent_id);
+          release(row.agent_id);
+          failed.push(row.agent_id);
+        } else if (action === "terminate") {
+          this.sql.exec("UPDATE agents SET state = 'terminating' WHERE agent_id = ?", row.agent_id);
+        } else {
+          this.sql.exec("UPDATE agents SET breaker = 'half_open', breaker_until = NULL WHERE agent_id = ?", row.agent_id);
+        }
+      }
+      this.retime(row.agent_id);
+      this.reapTerminating([row.agent_id]);
+    }
+    return failed;
+  }
+
+  /** A lease of this agent ended: success closes its breaker and feeds its latency, failure counts towards opening it. */
+  outcome(agentId: string, ok: boolean, latencyMs: number | null, now: number): void {
+    const row = this.row(agentId);
+    if (!row) return;
+    const next = afterOutcome({ state: row.breaker, failures: row.consecutive_failures, until: row.breaker_until }, ok, now, this.config().breaker);
+    const latency = ok && latencyMs !== null ? ewma(row.latency_ewma_ms, latencyMs) : row.latency_ewma_ms;
+    this.sql.exec(
+      "UPDATE agents SET breaker = ?1, consecutive_failures = ?2, breaker_until = ?3, latency_ewma_ms = ?4 WHERE agent_id = ?5",
+      next.state,
+      next.failures,
+      next.until,
+      latency,
+      agentId,
+    );
+    if (next.state !== row.breaker) this.retime(agentId);
+  }
+
+  /** How many more tasks an agent may take now: running, within concurrency and what its breaker allows. */
+  room(row: AgentRow): number {
+    if (row.state !== "running") return 0;
+    const inFlight = this.inFlight(row.agent_id);
+    return Math.max(0, Math.min(row.max_concurrency - inFlight, breakerAllowance(row.breaker, inFlight)));
+  }
+
+  /** Credits given over the agent's WebSocket: the mesh pushes no more tasks than these. */
+  setCredits(agentId: string, credits: number): void {
+    this.sql.exec("UPDATE agents SET credits = ? WHERE agent_id = ?", Math.max(0, credits), agentId);
+  }
+
+  addCredits(agentId: string, n: number): void {
+    this.sql.exec("UPDATE agents SET credits = min(credits + ?, 100000) WHERE agent_id = ?", n, agentId);
+  }
+
+  /** The push candidates among these agents: with credits, room, and the data the strategies weigh. */
+  candidates(agentIds: Iterable<string>): (Candidate & { credits: number; room: number })[] {
+    const out: (Candidate & { credits: number; room: number })[] = [];
+    for (const agentId of agentIds) {
+      const row = this.row(agentId);
+      if (!row || row.credits <= 0) continue;
+      const room = this.room(row);
+      if (room <= 0) continue;
+      const load = JSON.parse(row.load) as AgentLoad;
+      out.push({
+        agentId,
+        inFlight: this.inFlight(agentId),
+        maxConcurrency: row.max_concurrency,
+        weight: weightOf({ cpu: row.cpu }),
+        currentLoad: load.currentLoad,
+        latencyMs: row.latency_ewma_ms,
+        credits: row.credits,
+        room,
+      });
+    }
+    return out;
   }
 
   /** A lifecycle change asked for by a client; only the pairs of the lifecycle are allowed. */
@@ -101,6 +215,7 @@ export class AgentStore {
       throw new ApiError("invalid_transition", `an agent cannot go from ${agent.state} to ${to}`, { from: agent.state, to });
     }
     this.sql.exec("UPDATE agents SET state = ? WHERE agent_id = ?", to, agentId);
+    this.retime(agentId);
     return this.get(principal, agentId);
   }
 
@@ -180,6 +295,8 @@ export class AgentStore {
       breaker: row.breaker,
       lastHeartbeatAt: row.last_heartbeat_at,
       registeredAt: row.registered_at,
+      latencyMs: row.latency_ewma_ms === null ? null : Math.round(row.latency_ewma_ms * 10) / 10,
+      credits: row.credits,
     };
   }
 }

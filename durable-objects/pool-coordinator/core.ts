@@ -3,7 +3,7 @@ import { AgentStore } from "./agents";
 import { DEFAULT_CONFIG, mergeConfig, type PoolConfigPatch } from "./config";
 import { random01 } from "./ids";
 import { LaneStore } from "./lanes";
-import { acceptsWork } from "./lifecycle";
+import { pick, type RoundRobinState } from "./balancing";
 import { migrate } from "./schema";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
 import { TaskStore, type SubmitOutcome } from "./tasks";
@@ -28,6 +28,8 @@ import {
 
 /** How often a pool that could not reach the directory tries again. */
 export const LISTING_RETRY_MS = 5_000;
+/** Tasks pushed to one agent per pick: small enough to spread a burst, large enough to batch. */
+export const DISPATCH_QUANTUM = 8;
 
 /**
  * One pool shard's state and rules, over its SQLite storage: the stores plus the operations that span them.
@@ -55,8 +57,9 @@ export class PoolCore {
       retentionMs: () => this.config().retentionMs,
       maxUnfinishedPerTenant: () => this.config().maxUnfinishedPerTenant,
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
+      agentOutcome: (agentId, ok, latencyMs, now) => this.agents.outcome(agentId, ok, latencyMs, now),
     });
-    this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId));
+    this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId), () => this.config());
   }
 
   /** Creates or upgrades the schema and records when the pool began. Call inside a transaction. */
@@ -142,6 +145,7 @@ export class PoolCore {
 
   heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
     this.requireCertificate(principal);
+    this.tasks.effects.agentsChanged = true;
     return this.agents.heartbeat(principal, agentId, load, now);
   }
 
@@ -159,10 +163,42 @@ export class PoolCore {
   lease(principal: Principal, agentId: string, max: number, now: number): LeasedTask[] {
     this.requireCertificate(principal);
     this.agents.get(principal, agentId);
+    // Polling for work is a sign of life too.
+    this.agents.seen(agentId, null, now);
     const row = this.agents.row(agentId)!;
-    if (!acceptsWork(row.state) || row.breaker === "open") return [];
-    const free = row.max_concurrency - this.tasks.inFlight(agentId);
-    return this.tasks.lease(this.agents.fit(row), Math.min(max, free), now);
+    return this.tasks.lease(this.agents.fit(row), Math.min(max, this.agents.room(row)), now);
+  }
+
+  /**
+   * Pushes work to connected agents, in one transaction: the pool's strategy picks an agent among those with
+   * credits and room, it is leased up to a small quantum of tasks, and so on until no agent can take more or
+   * nothing fits. Answers the leases per agent; each consumed a credit.
+   */
+  dispatch(connected: Iterable<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
+    const strategy = this.config().strategy;
+    const out = new Map<string, LeasedTask[]>();
+    let candidates = this.agents.candidates(connected);
+    while (candidates.length > 0) {
+      const chosen = pick(strategy, candidates, rr)!;
+      const row = this.agents.row(chosen.agentId)!;
+      const leased = this.tasks.lease(this.agents.fit(row), Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM), now);
+      if (leased.length === 0) {
+        // Nothing queued fits this agent: it drops out of this round.
+        candidates = candidates.filter((c) => c.agentId !== chosen.agentId);
+        continue;
+      }
+      this.agents.setCredits(chosen.agentId, chosen.credits - leased.length);
+      out.set(chosen.agentId, [...(out.get(chosen.agentId) ?? []), ...leased]);
+      candidates = this.agents.candidates(candidates.map((c) => c.agentId));
+    }
+    return out;
+  }
+
+  /** Works off due timers of agents (health, breakers) and of tasks (leases, delays, retention). */
+  runTimers(now: number, limit: number): number {
+    const failed = this.agents.runTimers(now, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now));
+    if (failed.length > 0) this.tasks.effects.agentsChanged = true;
+    return this.tasks.runTimers(now, limit);
   }
 
   /** A lifecycle change; an agent that fails gives its leases back, a terminating one leaves once idle. */

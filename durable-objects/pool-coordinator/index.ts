@@ -235,7 +235,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     this.armedAt = null;
     if (!this.core) return;
     for (let round = 0; round < ALARM_ROUNDS; round++) {
-      const handled = this.apply(false, (core, now) => core.tasks.runTimers(now, ALARM_BATCH));
+      const handled = this.apply(false, (core, now) => core.runTimers(now, ALARM_BATCH));
       if (!handled.ok || handled.value < ALARM_BATCH) break;
     }
     await this.afterCommit();

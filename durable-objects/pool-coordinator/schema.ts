@@ -132,6 +132,13 @@ export const MIGRATIONS: readonly string[] = [
   INSERT OR IGNORE INTO tenants (tenant, first_at) SELECT DISTINCT tenant, 0 FROM status_counts;
   ALTER TABLE agents ADD COLUMN registered_by TEXT;
   `,
+  /* 4: push credits, circuit breaker and latency of each agent; when each lease began */ `
+  ALTER TABLE agents ADD COLUMN credits INTEGER NOT NULL DEFAULT 0 CHECK (credits >= 0);
+  ALTER TABLE agents ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE agents ADD COLUMN breaker_until INTEGER;
+  ALTER TABLE agents ADD COLUMN latency_ewma_ms REAL;
+  ALTER TABLE tasks ADD COLUMN leased_at INTEGER;
+  `,
 ];
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */

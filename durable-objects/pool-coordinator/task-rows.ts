@@ -28,6 +28,7 @@ export interface TaskRow {
   created_at: number;
   updated_at: number;
   finished_at: number | null;
+  leased_at: number | null;
 }
 
 export function toRecord(row: TaskRow, pool: string, lane: Lane): TaskRecord {

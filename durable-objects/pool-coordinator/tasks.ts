@@ -32,6 +32,8 @@ export interface TaskStoreOptions {
   maxUnfinishedPerTenant: () => number;
   /** Whether the principal may act for an agent (it then may settle that agent's leases, whatever the tenant). */
   mayActForAgent: (principal: Principal, agentId: string) => boolean;
+  /** A lease of an agent ended well (with its lease-to-completion time) or badly: its breaker and latency. */
+  agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null, now: number) => void;
 }
 
 /** How long a tenant over its quota is told to wait before submitting again. */
@@ -256,7 +258,7 @@ export class TaskStore {
       const row = this.sql
         .exec<TaskRow>(
           `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = ?1, lease_token = ?2,
-             lease_expires_at = ?3 + timeout_ms, timer_at = ?3 + timeout_ms, updated_at = ?3
+             lease_expires_at = ?3 + timeout_ms, timer_at = ?3 + timeout_ms, updated_at = ?3, leased_at = ?3
            WHERE seq = ?4 RETURNING *`,
           agent.agentId,
           token,
@@ -275,6 +277,7 @@ export class TaskStore {
   complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
     const row = this.holding(principal, id, leaseToken, now);
     this.stats.recordDurations([now - row.created_at]);
+    if (row.agent_id !== null) this.opts.agentOutcome(row.agent_id, true, row.leased_at === null ? null : now - row.leased_at, now);
     return this.finish({ row, status: "succeeded", result }, now);
   }
 
@@ -471,6 +474,8 @@ export class TaskStore {
 
   private failAttempt(row: TaskRow, cause: FailureCause, error: TaskError, retryable: boolean, now: number): TaskRecord {
     this.stats.count("failed", 1);
+    // A lost agent is not its own fault's measure; a reported failure or an expired lease is.
+    if (cause !== "agent_lost" && row.agent_id !== null) this.opts.agentOutcome(row.agent_id, false, null, now);
     const outcome = afterFailedAttempt({
       attempts: row.attempts,
       maxAttempts: row.max_attempts,

@@ -138,6 +138,10 @@ export interface AgentRecord {
   breaker: "closed" | "open" | "half_open";
   lastHeartbeatAt: number;
   registeredAt: number;
+  /** The coordinator's EWMA of this agent's lease-to-completion time; null before its first completion. */
+  latencyMs: number | null;
+  /** Tasks the mesh may still push to it over its WebSocket. */
+  credits: number;
 }
 
 export interface PoolConfig {

@@ -56,7 +56,7 @@ export const PoolConfigPatch = z.strictObject({
   heartbeatIntervalMs: intIn(100, 3_600_000).optional(),
   missedHeartbeats: intIn(1, 100).optional(),
   failedAgentTtlMs: intIn(1000, 30 * DAY_MS).optional(),
-  breaker: z.strictObject({ failureThreshold: intIn(1, 1000).optional(), cooldownMs: intIn(100, 3_600_000).optional() }).optional(),
+  breaker: z.strictObject({ failureThreshold: intIn(1, 1_000_000).optional(), cooldownMs: intIn(100, 3_600_000).optional() }).optional(),
   retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
   maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
   requireClientCert: z.boolean().optional(),

@@ -143,6 +143,8 @@ describe("complete, fail, extend", () => {
 
   it("extend moves the expiry to now + extendMs (default timeoutMs); a stale token is refused", async () => {
     const pool = freshPool();
+    // Time moves far here; this test is not about heartbeats, so the agents need not send any.
+    await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 3_600_000 });
     const clock = await new PoolClock(pool).install();
     const t = await submit(pool, { timeoutMs: 10_000 });
     await register(pool, "a1");

@@ -156,6 +156,8 @@ describe("pool config", () => {
 describe("redrive of a large dead letter queue", () => {
   it("moves every dead task in chunks, reporting each skipped task once", async () => {
     const pool = freshPool();
+    // Failing 2,000 tasks on purpose must not open the agent's circuit breaker.
+    await api("PUT", `/v1/pools/${pool}/config`, { breaker: { failureThreshold: 1_000_000 } });
     const tasks = Array.from({ length: 1000 }, () => ({ type: `${pool}.x`, maxAttempts: 1 }));
     const root = await submit(pool, { maxAttempts: 1 });
     await api("POST", `/v1/tasks/${root.id}/cancel`);

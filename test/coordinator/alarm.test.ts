@@ -31,6 +31,8 @@ describe("the alarm", () => {
 
   it("makes a task whose every lease expires dead after maxAttempts (a stall cannot loop forever)", async () => {
     const pool = freshPool();
+    // Time moves far here; this test is not about heartbeats, so the agents need not send any.
+    await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 3_600_000 });
     const clock = await new PoolClock(pool).install();
     const t = await submit(pool, { timeoutMs: 1000, maxAttempts: 3 });
     await register(pool, "a1");

@@ -87,6 +87,8 @@ async function runScenario(ops: Op[]): Promise<void> {
       const r = await c.registerAgent(ADMIN, { agentId, capabilities: [], resources: { cpu: 1, memoryMb: 1, gpu: 0 }, maxConcurrency: 3, metadata: "{}" });
       expect(r.ok).toBe(true);
     };
+    // Agent health and breakers have their own tests; here agents must survive long silences and many failures.
+    expect((await c.updateConfig(ADMIN, { heartbeatIntervalMs: 3_600_000, missedHeartbeats: 100, breaker: { failureThreshold: 1000 } })).ok).toBe(true);
     for (const a of AGENTS) await register(a);
 
     const sql = (c as unknown as { ctx: DurableObjectState }).ctx.storage.sql;
