@@ -1,5 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import { ApiError, ok, type Outcome } from "../../src/shared/errors";
+import { ApiError, ERROR_STATUS, ok, type Outcome } from "../../src/shared/errors";
+import { presentLeased } from "../../src/presenters";
+import { openTasks } from "../../src/security/sealing";
+import type { RoundRobinState } from "./balancing";
+import { frame, parseFrame, settlementsOf } from "./protocol";
 import type { PoolConfigPatch } from "./config";
 import { PoolCore, poolNotFound } from "./core";
 import type { OptionalSecrets } from "../../src/env";
@@ -29,6 +33,12 @@ import type {
 } from "./types";
 import { KeyedSignals, WaitList } from "./waiters";
 
+/** What a hibernated socket remembers: whose it is and who opened it. */
+interface SocketAttachment {
+  agentId: string;
+  principal: Principal;
+}
+
 /** Most timers one alarm works off before it hands the object back to requests and re-arms itself. */
 const ALARM_ROUNDS = 8;
 /** Dead tasks one redrive call moves per transaction. */
@@ -45,6 +55,11 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   private core: PoolCore | null = null;
   private armedAt: number | null = null;
+  /** Push dispatch runs one at a time; a trigger during a run asks for one more round. */
+  private dispatching = false;
+  private dispatchAgain = false;
+  /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
+  private readonly roundRobin: RoundRobinState = new Map();
   private readonly leaseWaiters = new WaitList<Outcome<LeasedTask[]>>();
   private readonly resultSignals = new KeyedSignals();
 
@@ -229,6 +244,131 @@ export class PoolCoordinator extends DurableObject<Env> {
     });
   }
 
+  // ---- WebSocket push (hibernation API) ------------------------------------------------------------------
+
+  /**
+   * Accepts an agent's WebSocket. Only the Worker's connect route reaches this: it authenticated the caller,
+   * checked the permission and passes who it is in `x-daa-principal`.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const principal = JSON.parse(request.headers.get("x-daa-principal") ?? "null") as Principal | null;
+    const agentId = request.headers.get("x-daa-agent");
+    if (principal === null || agentId === null || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: { code: "invalid_request", message: "expected an agent WebSocket upgrade" } }, { status: 400 });
+    }
+    const opened = this.apply(false, (core, now) => {
+      core.requireCertificate(principal);
+      core.agents.get(principal, agentId);
+      core.agents.seen(agentId, null, now);
+      // Credits belong to one connection: a new socket starts from none.
+      core.agents.setCredits(agentId, 0);
+      return core.config().heartbeatIntervalMs;
+    });
+    if (!opened.ok) return Response.json({ error: opened.error }, { status: ERROR_STATUS[opened.error.code] });
+    for (const old of this.ctx.getWebSockets(agentId)) {
+      try {
+        old.close(4000, "replaced by a newer connection of this agent");
+      } catch {
+        // already closing
+      }
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [agentId]);
+    server.serializeAttachment({ agentId, principal } satisfies SocketAttachment);
+    server.send(JSON.stringify({ type: "hello", agentId, heartbeatIntervalMs: opened.value }));
+    await this.afterCommit();
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** One frame of an agent: its messages are applied in one transaction, answered in one frame. */
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const { agentId, principal } = ws.deserializeAttachment() as SocketAttachment;
+    const parsed = parseFrame(raw);
+    if (!parsed.ok) {
+      ws.send(JSON.stringify({ type: "error", id: null, error: { code: "invalid_request", message: parsed.message, details: parsed.details } }));
+      return;
+    }
+    const sealed = await this.sealResults(settlementsOf(parsed.messages));
+    let load: AgentLoad | null = null;
+    let credits = 0;
+    for (const m of parsed.messages) {
+      if (m.type === "heartbeat" && m.load) load = m.load;
+      if (m.type === "ready") credits += m.credits;
+    }
+    const applied = this.apply(false, (core, now) => {
+      // Every frame is a sign of life.
+      core.agents.seen(agentId, load, now);
+      if (credits > 0) {
+        core.agents.addCredits(agentId, credits);
+        core.tasks.effects.agentsChanged = true;
+      }
+      return sealed.length > 0 ? core.settle(principal, sealed, now) : [];
+    });
+    if (!applied.ok) {
+      ws.send(JSON.stringify({ type: "error", id: null, error: applied.error }));
+    } else if (applied.value.length > 0) {
+      ws.send(
+        frame(
+          applied.value.map((r) =>
+            "error" in r
+              ? { type: "error", id: r.id, error: r.error }
+              : { type: "ack", id: r.id, status: r.status, ...(r.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() }) },
+          ),
+        ),
+      );
+    }
+    await this.afterCommit();
+  }
+
+  /** A closed socket is not a failure: the agent's leases stay until its heartbeats are missed. */
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    const { agentId } = ws.deserializeAttachment() as SocketAttachment;
+    console.warn(`agent ${agentId}: WebSocket error`, error);
+  }
+
+  /** The agents with an open WebSocket to this pool. */
+  private connectedAgents(): string[] {
+    return [...new Set(this.ctx.getWebSockets().flatMap((ws) => this.ctx.getTags(ws)))];
+  }
+
+  /**
+   * Pushes ready tasks to connected agents with credits (the pool's strategy choosing among them): the leases
+   * commit in one transaction, then each agent gets its tasks in one frame.
+   */
+  private async dispatch(): Promise<void> {
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = true;
+    try {
+      do {
+        this.dispatchAgain = false;
+        const connected = this.connectedAgents();
+        if (connected.length === 0) break;
+        const pushed = this.apply(false, (core, now) => core.dispatch(connected, this.roundRobin, now));
+        if (!pushed.ok || pushed.value.size === 0) break;
+        for (const [agentId, tasks] of pushed.value) {
+          const opened = await openTasks(this.env as Env & OptionalSecrets, tasks);
+          const socket = this.ctx.getWebSockets(agentId)[0];
+          // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
+          socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+        }
+        await this.rearmAlarm();
+      } while (this.dispatchAgain);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
   // ---- the alarm ------------------------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
@@ -309,14 +449,22 @@ export class PoolCoordinator extends DurableObject<Env> {
       this.ctx.storage.transactionSync(() => core.agents.reapTerminating(effects.released));
     }
     this.resultSignals.signal(effects.finished);
-    if ((effects.ready || effects.released.size > 0 || effects.agentsChanged) && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
-    const now = this.clock();
-    const next = core.nextTimer(now);
+    const wake = effects.ready || effects.released.size > 0 || effects.agentsChanged;
+    if (wake && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
+    await this.rearmAlarm();
+    for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
+    if (wake) await this.dispatch();
+  }
+
+  /** Moves the alarm earlier when a new timer needs it. */
+  private async rearmAlarm(): Promise<void> {
+    const core = this.core;
+    if (!core) return;
+    const next = core.nextTimer(this.clock());
     if (needsRearm(this.armedAt, next)) {
       await this.ctx.storage.setAlarm(next!);
       this.armedAt = next;
     }
-    for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
   }
 
   /** Records in the directory that a tenant uses this pool, for `GET /v1/pools`. */

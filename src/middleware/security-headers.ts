@@ -10,6 +10,8 @@ const PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsaf
 export function securityHeaders(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await next();
+    // A WebSocket handshake answer carries no document; its headers belong to the upgrade.
+    if (c.res.status === 101) return;
     const h = c.res.headers;
     const html = h.get("content-type")?.startsWith("text/html") ?? false;
     h.set("X-Content-Type-Options", "nosniff");

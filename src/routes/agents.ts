@@ -3,7 +3,8 @@ import { coordinator } from "../pools";
 import { presentAgent, presentLeased } from "../presenters";
 import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
 import { ErrorSchema } from "../schemas/common";
-import { unwrap } from "../shared/errors";
+import { ApiError, unwrap, type ErrorBody } from "../shared/errors";
+import { principalOf } from "../security/credentials";
 import { requirePoolBinding } from "../security/binding";
 import { openTasks } from "../security/sealing";
 import { z } from "zod";
@@ -142,6 +143,38 @@ export function agentRoutes(routes: Routes): void {
       const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
       c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0 });
       return c.json({ tasks: (await openTasks(c.env, tasks)).map(presentLeased) });
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/pools/:pool/agents/:agentId/connect",
+      summary: "Open the agent's WebSocket: tasks are pushed within the credits it gives (see the protocol in docs/api.md)",
+      tag: "Agents and leases",
+      audit: "agent.connect",
+      params: AgentParams,
+      responses: {
+        101: { description: "switching protocols: the mesh sends hello, then tasks" },
+        400: err("not a WebSocket upgrade"),
+        404: err("no such agent"),
+      },
+    },
+    async (c, { params }) => {
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket");
+      }
+      requirePoolBinding(c.var.caller, params.pool);
+      const headers = new Headers(c.req.raw.headers);
+      headers.delete("authorization");
+      headers.set("x-daa-principal", JSON.stringify(principalOf(c.var.caller)));
+      headers.set("x-daa-agent", params.agentId);
+      const res = await coordinator(c.env, params.pool).fetch(new Request(c.req.url, { headers }));
+      if (res.status !== 101) {
+        const body = (await res.json()) as { error: ErrorBody };
+        throw new ApiError(body.error.code, body.error.message, body.error.details);
+      }
+      return res;
     },
   );
 }

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import type { Principal } from "../../durable-objects/pool-coordinator/types";
 import type { AppEnv, Caller } from "../env";
 import { ApiError } from "../shared/errors";
 import { keyringFromEnv, looksLikeJwt, verifyToken } from "./keyring";
@@ -89,6 +90,18 @@ export function superAdmin(certVerified: boolean): Caller {
     credential: "admin_key",
     keyId: null,
     pool: null,
+  };
+}
+
+/** The attribute flags of a caller, as a coordinator takes them (plain data, for RPC and socket attachments). */
+export function principalOf(caller: Caller): Principal {
+  return {
+    tenant: caller.tenant,
+    allTenants: caller.allTenants,
+    actor: caller.actor,
+    fleetOperator: caller.fleetOperator,
+    agentOnly: caller.agentOnly,
+    certVerified: caller.certVerified,
   };
 }
 

@@ -30,6 +30,7 @@ export const PERMISSIONS: Readonly<Record<string, readonly Role[] | typeof PUBLI
   "DELETE /v1/pools/:pool/agents/:agentId": AGENT_SIDE,
   "POST /v1/pools/:pool/agents/:agentId/heartbeat": AGENT_SIDE,
   "POST /v1/pools/:pool/agents/:agentId/lease": AGENT_SIDE,
+  "GET /v1/pools/:pool/agents/:agentId/connect": AGENT_SIDE,
   "GET /v1/pools": TASK_CLIENTS,
   "GET /v1/pools/:pool": TASK_CLIENTS,
   "GET /v1/pools/:pool/tasks": TASK_CLIENTS,

@@ -52,6 +52,7 @@ describe("/openapi.json", () => {
         "DELETE /v1/pools/{pool}/agents/{agentId}",
         "POST /v1/pools/{pool}/agents/{agentId}/heartbeat",
         "POST /v1/pools/{pool}/agents/{agentId}/lease",
+        "GET /v1/pools/{pool}/agents/{agentId}/connect",
         "GET /v1/pools",
         "GET /v1/pools/{pool}",
         "GET /v1/pools/{pool}/tasks",

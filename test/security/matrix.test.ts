@@ -1,3 +1,4 @@
+import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PERMISSIONS, PUBLIC, ROLES, type Role } from "../../src/security/permissions";
 import { api } from "../helpers";
@@ -23,6 +24,8 @@ interface Call {
   method: string;
   path: string;
   body?: unknown;
+  /** A WebSocket upgrade (the connect route). */
+  upgrade?: boolean;
 }
 
 interface Fixture {
@@ -104,6 +107,10 @@ const FIXTURES: Record<string, Fixture> = {
   "DELETE /v1/pools/:pool/agents/:agentId": agentRoute("DELETE", ""),
   "POST /v1/pools/:pool/agents/:agentId/heartbeat": agentRoute("POST", "/heartbeat", { load: { currentLoad: 0.1 } }),
   "POST /v1/pools/:pool/agents/:agentId/lease": agentRoute("POST", "/lease", { max: 1 }),
+  "GET /v1/pools/:pool/agents/:agentId/connect": {
+    own: async () => ({ method: "GET", path: `/v1/pools/${SHARED_POOL}/agents/${await agentOf(own.agent, "own")}/connect`, upgrade: true }),
+    other: async () => ({ method: "GET", path: `/v1/pools/${SHARED_POOL}/agents/${await agentOf(other.agent, "other")}/connect`, upgrade: true }),
+  },
   "GET /v1/pools": { own: async () => ({ method: "GET", path: "/v1/pools" }) },
   "GET /v1/pools/:pool": poolRoute("GET", ""),
   "GET /v1/pools/:pool/tasks": poolRoute("GET", "/tasks"),
@@ -138,8 +145,17 @@ const FIXTURES: Record<string, Fixture> = {
   "GET /dashboard.js": publicRoute("GET", "/dashboard.js"),
 };
 
-function send(token: string | null, call: Call) {
-  return as(token, call.method, call.path, call.body);
+async function send(token: string | null, call: Call): Promise<{ status: number; body: any }> {
+  if (!call.upgrade) return as(token, call.method, call.path, call.body);
+  const headers: Record<string, string> = { upgrade: "websocket" };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const res = await exports.default.fetch(new Request(`https://mesh.test${call.path}`, { headers }));
+  if (res.webSocket) {
+    res.webSocket.accept();
+    res.webSocket.close(1000, "matrix done");
+    return { status: res.status, body: null };
+  }
+  return { status: res.status, body: await res.json() };
 }
 
 beforeAll(async () => {

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { Load } from "../../src/schemas/agents";
+import { TaskErrorSchema } from "../../src/schemas/tasks";
+import type { Settlement } from "./types";
+
+/**
+ * The WebSocket protocol between an agent and its pool (API.md, "WebSocket messages"), agent to mesh. Frames are
+ * JSON text; a `batch` holds several messages that the mesh applies in order, in one transaction.
+ */
+const id = z.string().min(1).max(128);
+const leaseToken = z.string().min(1).max(256);
+
+export const AgentMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready"), credits: z.number().int().min(0).max(10_000) }),
+  z.object({ type: z.literal("complete"), id, leaseToken, result: z.unknown().optional() }),
+  z.object({ type: z.literal("fail"), id, leaseToken, error: TaskErrorSchema.optional(), retryable: z.boolean().default(true) }),
+  z.object({ type: z.literal("extend"), id, leaseToken, extendMs: z.number().int().min(1000).max(3_600_000).optional() }),
+  z.object({ type: z.literal("heartbeat"), load: Load.optional() }),
+]);
+export type AgentMessage = z.output<typeof AgentMessage>;
+
+const Frame = z.union([AgentMessage, z.object({ type: z.literal("batch"), messages: z.array(AgentMessage).max(1000) })]);
+
+/** Largest frame the mesh reads (the same bound as an HTTP body). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+export type ParsedFrame = { ok: true; messages: AgentMessage[] } | { ok: false; message: string; details: { field: string; message: string }[] };
+
+export function parseFrame(raw: string | ArrayBuffer): ParsedFrame {
+  if (typeof raw !== "string") return { ok: false, message: "frames are JSON text", details: [] };
+  if (raw.length > MAX_FRAME_BYTES) return { ok: false, message: `frames are at most ${MAX_FRAME_BYTES} bytes`, details: [] };
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, message: "the frame is not valid JSON", details: [] };
+  }
+  const parsed = Frame.safeParse(json);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      message: "the frame is not a message of the protocol",
+      details: parsed.error.issues.map((i) => ({ field: i.path.join(".") || "(root)", message: i.message })),
+    };
+  }
+  return { ok: true, messages: parsed.data.type === "batch" ? parsed.data.messages : [parsed.data] };
+}
+
+/** The settlements (complete, fail, extend) of a frame, in order, as the coordinator applies them. */
+export function settlementsOf(messages: readonly AgentMessage[]): Settlement[] {
+  const out: Settlement[] = [];
+  for (const m of messages) {
+    if (m.type === "complete") out.push({ action: "complete", id: m.id, leaseToken: m.leaseToken, result: JSON.stringify(m.result ?? null) });
+    else if (m.type === "fail")
+      out.push({ action: "fail", id: m.id, leaseToken: m.leaseToken, error: JSON.stringify(m.error ?? { message: "the agent reported a failure" }), retryable: m.retryable });
+    else if (m.type === "extend") out.push({ action: "extend", id: m.id, leaseToken: m.leaseToken, extendMs: m.extendMs ?? null });
+  }
+  return out;
+}
+
+/** Mesh-to-agent frames: several messages travel as one `batch`. */
+export function frame(messages: readonly object[]): string {
+  return JSON.stringify(messages.length === 1 ? messages[0] : { type: "batch", messages });
+}
