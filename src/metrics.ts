@@ -43,6 +43,15 @@ export function renderMetrics(pools: readonly PoolMetrics[]): string {
     for (const state of AGENT_STATES) lines.push(`daa_agents{pool="${label(p.pool)}",state="${state}"} ${p.agents[state]}`);
   }
 
+  family("daa_agent_breaker", "gauge", "Circuit breaker of each agent: 1 for its current state (closed, open, half_open).");
+  for (const p of pools) {
+    for (const { agentId, breaker } of p.breakers) {
+      for (const state of ["closed", "open", "half_open"]) {
+        lines.push(`daa_agent_breaker{pool="${label(p.pool)}",agent="${label(agentId)}",state="${state}"} ${breaker === state ? 1 : 0}`);
+      }
+    }
+  }
+
   for (const [name, help] of COUNTERS) {
     const metric = `daa_tasks_${name}_total`;
     family(metric, "counter", help);

@@ -50,5 +50,7 @@ export function presentAgent(agent: AgentRecord) {
     breaker: agent.breaker,
     lastHeartbeatAt: iso(agent.lastHeartbeatAt),
     registeredAt: iso(agent.registeredAt),
+    latencyMs: agent.latencyMs,
+    credits: agent.credits,
   };
 }

@@ -250,6 +250,13 @@ export class AgentStore {
     return counts;
   }
 
+  breakers(): { agentId: string; breaker: "closed" | "open" | "half_open" }[] {
+    return this.sql
+      .exec<{ agent_id: string; breaker: "closed" | "open" | "half_open" }>("SELECT agent_id, breaker FROM agents ORDER BY agent_id")
+      .toArray()
+      .map((r) => ({ agentId: r.agent_id, breaker: r.breaker }));
+  }
+
   nextTimer(): number | null {
     return this.sql.exec<{ at: number | null }>("SELECT min(timer_at) AS at FROM agents WHERE timer_at IS NOT NULL").one().at;
   }

@@ -260,6 +260,7 @@ export class PoolCore {
       pool: this.pool,
       tasks: this.taskCounts(),
       agents: this.agents.countsByState(),
+      breakers: this.agents.breakers(),
       counters: this.stats.counters(),
       duration: this.stats.durationTotals(),
     };

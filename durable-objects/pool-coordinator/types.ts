@@ -173,6 +173,8 @@ export interface PoolMetrics {
   pool: string;
   tasks: { tenant: string; status: TaskStatus; count: number }[];
   agents: Record<AgentState, number>;
+  /** Circuit breaker state of each agent. */
+  breakers: { agentId: string; breaker: "closed" | "open" | "half_open" }[];
   counters: Record<string, number>;
   /** Cumulative histogram of submit-to-success time: upper bounds in ms (last is +Inf) and counts. */
   duration: { bounds: number[]; counts: number[]; sumMs: number; count: number };

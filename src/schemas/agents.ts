@@ -48,6 +48,8 @@ export const Agent = z
     breaker: z.enum(["closed", "open", "half_open"]),
     lastHeartbeatAt: Timestamp,
     registeredAt: Timestamp,
+    latencyMs: z.number().nullable().describe("the coordinator's EWMA of this agent's lease-to-completion time"),
+    credits: z.number().int().describe("tasks the mesh may still push over the agent's WebSocket"),
   })
   .meta({ id: "Agent" });
 

@@ -1,0 +1,206 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ADMIN_KEY, api, expectError, freshPool, register, submit } from "../helpers";
+
+/** An agent's end of the WebSocket, as a test drives it: send frames, await the mesh's messages in order. */
+class AgentSocket {
+  private readonly inbox: any[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+
+  constructor(readonly ws: WebSocket) {
+    ws.accept();
+    ws.addEventListener("message", (e) => {
+      const msg = JSON.parse(e.data as string);
+      // Batches are unpacked so tests see messages one by one, in order.
+      this.inbox.push(...(msg.type === "batch" ? msg.messages : [msg]));
+      for (const w of this.waiters.splice(0)) w();
+    });
+    ws.addEventListener("close", () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  /** The next message, waiting up to `ms`. */
+  async next(ms = 3000): Promise<any> {
+    const deadline = Date.now() + ms;
+    while (this.inbox.length === 0) {
+      if (Date.now() > deadline || this.closed) throw new Error(`no message within ${ms} ms`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.inbox.shift();
+  }
+
+  /** Messages that arrive within `ms` (to show that nothing more came). */
+  async drain(ms = 300): Promise<any[]> {
+    await new Promise((r) => setTimeout(r, ms));
+    return this.inbox.splice(0);
+  }
+
+  close(): void {
+    this.ws.close(1000, "test done");
+  }
+}
+
+async function connect(pool: string, agentId: string, token = ADMIN_KEY): Promise<AgentSocket> {
+  const res = await exports.default.fetch(
+    new Request(`https://mesh.test/v1/pools/${pool}/agents/${agentId}/connect?token=${encodeURIComponent(token)}`, { headers: { upgrade: "websocket" } }),
+  );
+  if (res.status !== 101 || !res.webSocket) throw new Error(`connect answered ${res.status}: ${await res.text()}`);
+  return new AgentSocket(res.webSocket);
+}
+
+describe("WebSocket push", () => {
+  it("says hello first, then pushes no more tasks than the credits given", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1", { maxConcurrency: 10 });
+    const ws = await connect(pool, "a1");
+    expect(await ws.next()).toEqual({ type: "hello", agentId: "a1", heartbeatIntervalMs: 5000 });
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await submit(pool, { payload: { i } })).id);
+    expect(await ws.drain()).toEqual([]);
+    ws.send({ type: "ready", credits: 2 });
+    const first = await ws.next();
+    const second = await ws.next();
+    expect([first.type, second.type]).toEqual(["task", "task"]);
+    expect([first.task.id, second.task.id]).toEqual(ids.slice(0, 2));
+    expect(first.task).toMatchObject({ status: "leased", attempt: 1, payload: { i: 0 }, agentId: "a1" });
+    expect(typeof first.task.leaseToken).toBe("string");
+    expect(await ws.drain()).toEqual([]);
+    // A completion does not give a credit back.
+    ws.send({ type: "complete", id: first.task.id, leaseToken: first.task.leaseToken, result: { ok: true } });
+    expect(await ws.next()).toEqual({ type: "ack", id: first.task.id, status: "succeeded" });
+    expect(await ws.drain()).toEqual([]);
+    ws.send({ type: "ready", credits: 1 });
+    expect((await ws.next()).task.id).toBe(ids[2]);
+    expect((await api("GET", `/v1/tasks/${first.task.id}`)).body.result).toEqual({ ok: true });
+    expect((await api("GET", `/v1/pools/${pool}/agents/a1`)).body.credits).toBe(0);
+    ws.close();
+  });
+
+  it("pushes a task as soon as it is queued to an agent holding credits", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1", { maxConcurrency: 4 });
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    ws.send({ type: "ready", credits: 4 });
+    await ws.drain(100);
+    const started = Date.now();
+    const t = await submit(pool);
+    const pushed = await ws.next();
+    expect(pushed.task.id).toBe(t.id);
+    expect(Date.now() - started).toBeLessThan(1000);
+    ws.close();
+  });
+
+  it("applies a batch in order and answers it in one frame; stale tokens get lease_lost", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1", { maxConcurrency: 10 });
+    for (let i = 0; i < 3; i++) await submit(pool, { maxAttempts: 2 });
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    ws.send({ type: "ready", credits: 3 });
+    const tasks = [(await ws.next()).task, (await ws.next()).task, (await ws.next()).task];
+    ws.send({
+      type: "batch",
+      messages: [
+        { type: "complete", id: tasks[0].id, leaseToken: tasks[0].leaseToken, result: 1 },
+        { type: "fail", id: tasks[1].id, leaseToken: tasks[1].leaseToken, error: { message: "boom" } },
+        { type: "extend", id: tasks[2].id, leaseToken: tasks[2].leaseToken, extendMs: 60_000 },
+        { type: "complete", id: tasks[0].id, leaseToken: tasks[0].leaseToken },
+        { type: "heartbeat", load: { currentLoad: 0.25, queueDepth: 1, avgLatencyMs: 12 } },
+      ],
+    });
+    expect(await ws.next()).toEqual({ type: "ack", id: tasks[0].id, status: "succeeded" });
+    expect(await ws.next()).toEqual({ type: "ack", id: tasks[1].id, status: "waiting" });
+    expect(await ws.next()).toMatchObject({ type: "ack", id: tasks[2].id, status: "leased", leaseExpiresAt: expect.any(String) });
+    expect(await ws.next()).toMatchObject({ type: "error", id: tasks[0].id, error: { code: "lease_lost" } });
+    expect((await api("GET", `/v1/pools/${pool}/agents/a1`)).body.load).toEqual({ currentLoad: 0.25, queueDepth: 1, avgLatencyMs: 12 });
+    ws.close();
+  });
+
+  it("answers a malformed frame with an error and stays open", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1");
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    ws.ws.send("not json");
+    expect(await ws.next()).toMatchObject({ type: "error", id: null, error: { code: "invalid_request" } });
+    ws.send({ type: "ready", credits: -1 });
+    expect(await ws.next()).toMatchObject({ type: "error", error: { code: "invalid_request" } });
+    ws.send({ type: "ready", credits: 1 });
+    const t = await submit(pool);
+    expect((await ws.next()).task.id).toBe(t.id);
+    ws.close();
+  });
+
+  it("keeps the leases of a closed socket, so a reconnect loses nothing", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1", { maxConcurrency: 2 });
+    const t = await submit(pool);
+    const first = await connect(pool, "a1");
+    await first.next();
+    first.send({ type: "ready", credits: 2 });
+    const pushed = (await first.next()).task;
+    first.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await api("GET", `/v1/tasks/${t.id}`)).body.status).toBe("leased");
+    const again = await connect(pool, "a1");
+    expect((await again.next()).type).toBe("hello");
+    again.send({ type: "complete", id: t.id, leaseToken: pushed.leaseToken, result: "after reconnect" });
+    expect(await again.next()).toEqual({ type: "ack", id: t.id, status: "succeeded" });
+    again.close();
+  });
+
+  it("closes an older socket of the same agent when it connects again", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1");
+    const first = await connect(pool, "a1");
+    await first.next();
+    const second = await connect(pool, "a1");
+    await second.next();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(first.closed).toBe(true);
+    expect(second.closed).toBe(false);
+    second.close();
+  });
+
+  it("refuses a request that is not an upgrade, an unknown agent, and a missing credential", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a1");
+    expectError(await api("GET", `/v1/pools/${pool}/agents/a1/connect`), 400, "invalid_request");
+    const ghost = await exports.default.fetch(new Request(`https://mesh.test/v1/pools/${pool}/agents/ghost/connect?token=${ADMIN_KEY}`, { headers: { upgrade: "websocket" } }));
+    expect(ghost.status).toBe(404);
+    const anonymous = await exports.default.fetch(new Request(`https://mesh.test/v1/pools/${pool}/agents/a1/connect`, { headers: { upgrade: "websocket" } }));
+    expect(anonymous.status).toBe(401);
+    // ?token= is accepted on upgrades only, never on plain requests.
+    expectError(await api("GET", `/v1/pools/${pool}?token=${ADMIN_KEY}`, undefined, { token: null }), 401, "unauthorized");
+  });
+
+  it("spreads tasks over connected agents by the pool's strategy", async () => {
+    const pool = freshPool("ws");
+    await register(pool, "a", { maxConcurrency: 10 });
+    await register(pool, "b", { maxConcurrency: 10 });
+    const a = await connect(pool, "a");
+    const b = await connect(pool, "b");
+    await a.next();
+    await b.next();
+    a.send({ type: "ready", credits: 10 });
+    b.send({ type: "ready", credits: 10 });
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 4; i++) await submit(pool);
+    const got = { a: (await a.drain(300)).length, b: (await b.drain(0)).length };
+    // least_connections (the default): one at a time, each to the agent holding fewer.
+    expect(got).toEqual({ a: 2, b: 2 });
+    a.close();
+    b.close();
+  });
+});
