@@ -53,3 +53,15 @@ if (!existsSync(devVars)) {
   );
   say("wrote .dev.vars with random local-only secrets");
 }
+
+// The neural agents of the local fleet load this model. It is committed; this regenerates it (same bytes) if missing.
+if (!existsSync(at("agent", "fleet", "models", "tiny-mlp.onnx"))) {
+  const res = spawnSync(existsSync(node22) ? node22 : process.execPath, [at("scripts", "generate-model.ts")], {
+    cwd: root,
+    stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+  });
+  if (res.status !== 0) {
+    console.error("[daa] generating agent/fleet/models/tiny-mlp.onnx failed; see the output above");
+    process.exit(res.status ?? 1);
+  }
+}

@@ -1,0 +1,64 @@
+// Handlers of the `content` pool (the seed's content agents: templates, SEO and meta).
+//
+//   daa agent --pool content --handlers agent/fleet/content.ts
+//
+// content.render  {"template": "Hello {{name}}", "vars": {"name": "Ada"}, "strict": false}
+//                 -> {"text": "Hello Ada", "words": 2, "characters": 9}
+// content.seo     {"title": "...", "body": "... (text or HTML)", "maxKeywords": 10}
+//                 -> {"slug", "title", "metaDescription", "words", "readingTimeMinutes", "keywords": [{"term", "count"}], "warnings"}
+//
+// A payload that does not fit (or a template that does not parse) fails the task with `retryable: false` and a
+// message naming the field, so it goes to the dead letter queue at once instead of being retried.
+import { z } from "zod";
+
+import { type HandlerContext, type HandlerMap, parsePayload } from "./handler.ts";
+import { type SeoSummary, seoSummary } from "./seo.ts";
+import { renderTemplate } from "./template.ts";
+import { codePointLength, countWords, visibleText } from "./text.ts";
+
+/** The mesh caps a request at 1 MiB, so no valid payload is longer; these bounds only give clearer messages. */
+const MAX_TEXT = 1_048_576;
+
+const RenderPayload = z.strictObject({
+  template: z.string().max(MAX_TEXT),
+  vars: z.record(z.string(), z.unknown()).default({}),
+  /** Missing variables fail the task instead of rendering as "". */
+  strict: z.boolean().default(false),
+});
+
+const SeoPayload = z.strictObject({
+  title: z.string().trim().min(1, "must not be empty").max(1000),
+  body: z.string().min(1, "must not be empty").max(MAX_TEXT),
+  maxKeywords: z.int().min(1).max(50).default(10),
+});
+
+export type RenderPayload = z.input<typeof RenderPayload>;
+export type SeoPayload = z.input<typeof SeoPayload>;
+
+export interface RenderResult {
+  /** The rendered text (HTML-escaped values unless written with triple braces). */
+  readonly text: string;
+  /** Words of the visible text: tags left out, entities decoded. */
+  readonly words: number;
+  /** Unicode code points of `text`. */
+  readonly characters: number;
+}
+
+/** `content.render`: renders a template (language described in template.ts) with the given variables. */
+export async function render(payload: unknown, context: HandlerContext): Promise<RenderResult> {
+  const { template, vars, strict } = parsePayload(RenderPayload, payload);
+  const text = renderTemplate(template, vars, { strict, signal: context.signal });
+  return { text, words: countWords(visibleText(text)), characters: codePointLength(text) };
+}
+
+/** `content.seo`: slug, meta description, word count, reading time, keywords and warnings for an article. */
+export async function seo(payload: unknown, context: HandlerContext): Promise<SeoSummary> {
+  const input = parsePayload(SeoPayload, payload);
+  context.signal.throwIfAborted();
+  return seoSummary(input);
+}
+
+export default {
+  "content.render": render,
+  "content.seo": seo,
+} satisfies HandlerMap;
