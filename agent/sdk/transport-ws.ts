@@ -38,11 +38,6 @@ export interface WsTransportOptions extends TransportContext {
 
 /** Cloudflare accepts frames up to 1 MiB; stay under it. */
 const MAX_FRAME_BYTES = 1_000_000;
-/**
- * Heartbeats over the socket are not answered, so the agent would never hear of a new heartbeat interval or of an
- * operator setting it to `terminating`; one heartbeat in this many goes over HTTP, whose answer says both.
- */
-const HTTP_HEARTBEAT_EVERY = 6;
 
 export function connectUrl(baseUrl: string, pool: string, agentId: string, token: string): string {
   const url = new URL(`${baseUrl.replace(/\/+$/, "")}/v1/pools/${encodeURIComponent(pool)}/agents/${encodeURIComponent(agentId)}/connect`);
@@ -75,7 +70,6 @@ export class WsTransport implements Transport {
   private closed = false;
   private firstConnect: { resolve: () => void; reject: (err: Error) => void } | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private beats = 0;
 
   constructor(options: WsTransportOptions) {
     this.options = options;
@@ -118,8 +112,8 @@ export class WsTransport implements Transport {
   }
 
   async heartbeat(load: Load): Promise<void> {
-    this.beats++;
-    if (this.conn?.live && this.beats % HTTP_HEARTBEAT_EVERY !== 0) {
+    // Over the socket the mesh answers with the agent's state and interval (a `heartbeat` message).
+    if (this.conn?.live) {
       this.outbound.add({ type: "heartbeat", load });
       return;
     }
@@ -301,6 +295,9 @@ export class WsTransport implements Transport {
       case "error":
         if (msg.id) this.answer(msg.id, { id: msg.id, ok: false, code: msg.error.code, message: msg.error.message });
         else this.frameRefused(`${msg.error.code}: ${msg.error.message}`);
+        return;
+      case "heartbeat":
+        host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs, state: msg.state });
         return;
     }
   }

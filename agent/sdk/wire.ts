@@ -76,7 +76,9 @@ export const AckMessage = z.looseObject({
 });
 export const ErrorMessage = z.looseObject({ type: z.literal("error"), id: z.string().nullish(), error: ErrorBody });
 
-export const MeshMessage = z.discriminatedUnion("type", [HelloMessage, TaskMessage, AckMessage, ErrorMessage]);
+/** The mesh's answer to a heartbeat frame: the agent's state and the interval to keep. */
+export const HeartbeatMessage = z.looseObject({ type: z.literal("heartbeat"), state: z.string(), heartbeatIntervalMs: z.number().int().positive() });
+export const MeshMessage = z.discriminatedUnion("type", [HelloMessage, TaskMessage, AckMessage, ErrorMessage, HeartbeatMessage]);
 export type MeshMessage = z.infer<typeof MeshMessage>;
 
 /** A batch is handled message by message, so one unknown or malformed entry does not hide the others. */

@@ -291,8 +291,12 @@ export class PoolCoordinator extends DurableObject<Env> {
     const sealed = await this.sealResults(settlementsOf(parsed.messages));
     let load: AgentLoad | null = null;
     let credits = 0;
+    let heartbeat = false;
     for (const m of parsed.messages) {
-      if (m.type === "heartbeat" && m.load) load = m.load;
+      if (m.type === "heartbeat") {
+        heartbeat = true;
+        if (m.load) load = m.load;
+      }
       if (m.type === "ready") credits += m.credits;
     }
     const applied = this.apply(false, (core, now) => {
@@ -302,20 +306,22 @@ export class PoolCoordinator extends DurableObject<Env> {
         core.agents.addCredits(agentId, credits);
         core.tasks.effects.agentsChanged = true;
       }
-      return sealed.length > 0 ? core.settle(principal, sealed, now) : [];
+      const results = sealed.length > 0 ? core.settle(principal, sealed, now) : [];
+      // A heartbeat is answered with the agent's state and the interval to keep (an extension of the protocol):
+      // an agent on a socket learns a new interval, or that it was told to terminate, without an HTTP call.
+      const state = heartbeat ? { state: core.agents.row(agentId)?.state ?? "terminating", heartbeatIntervalMs: core.config().heartbeatIntervalMs } : null;
+      return { results, state };
     });
     if (!applied.ok) {
       ws.send(JSON.stringify({ type: "error", id: null, error: applied.error }));
-    } else if (applied.value.length > 0) {
-      ws.send(
-        frame(
-          applied.value.map((r) =>
-            "error" in r
-              ? { type: "error", id: r.id, error: r.error }
-              : { type: "ack", id: r.id, status: r.status, ...(r.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() }) },
-          ),
-        ),
+    } else {
+      const replies: object[] = applied.value.results.map((r) =>
+        "error" in r
+          ? { type: "error", id: r.id, error: r.error }
+          : { type: "ack", id: r.id, status: r.status, ...(r.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() }) },
       );
+      if (applied.value.state) replies.push({ type: "heartbeat", ...applied.value.state });
+      if (replies.length > 0) ws.send(frame(replies));
     }
     await this.afterCommit();
   }

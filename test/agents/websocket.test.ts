@@ -123,6 +123,7 @@ describe("WebSocket push", () => {
     expect(await ws.next()).toEqual({ type: "ack", id: tasks[1].id, status: "waiting" });
     expect(await ws.next()).toMatchObject({ type: "ack", id: tasks[2].id, status: "leased", leaseExpiresAt: expect.any(String) });
     expect(await ws.next()).toMatchObject({ type: "error", id: tasks[0].id, error: { code: "lease_lost" } });
+    expect(await ws.next()).toEqual({ type: "heartbeat", state: "running", heartbeatIntervalMs: 5000 });
     expect((await api("GET", `/v1/pools/${pool}/agents/a1`)).body.load).toEqual({ currentLoad: 0.25, queueDepth: 1, avgLatencyMs: 12 });
     ws.close();
   });

@@ -272,15 +272,16 @@ describe("WebSocket transport (fake socket)", () => {
     expect(h.sockets[0]?.closed).toEqual({ code: 4000, reason: "no hello within 1000 ms" });
   });
 
-  it("sends heartbeats on the socket, one in six over HTTP whose answer carries interval and state", async () => {
+  it("sends heartbeats on the socket, and takes interval and state from the mesh's heartbeat answer", async () => {
     const h = harness();
     const socket = await connected(h);
     const load: Load = { currentLoad: 0.5, queueDepth: 1, avgLatencyMs: 12 };
     for (let i = 0; i < 6; i++) await h.transport.heartbeat(load);
     await vi.advanceTimersByTimeAsync(5);
-    expect(socket.messages().filter((m) => m.type === "heartbeat")).toHaveLength(5);
-    expect(h.heartbeats).toEqual([load]);
-    expect(h.host.info.at(-1)).toEqual({ heartbeatIntervalMs: 777, state: "running" });
+    expect(socket.messages().filter((m) => m.type === "heartbeat")).toHaveLength(6);
+    expect(h.heartbeats).toEqual([]);
+    socket.receive({ type: "heartbeat", state: "terminating", heartbeatIntervalMs: 777 });
+    expect(h.host.info.at(-1)).toEqual({ heartbeatIntervalMs: 777, state: "terminating" });
   });
 
   it("a frame refused without an id: what is unanswered goes again over HTTP", async () => {
