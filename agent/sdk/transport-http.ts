@@ -4,7 +4,7 @@
 import { MeshError, type Load, type SettleItem } from "./api.ts";
 import { Backoff } from "./backoff.ts";
 import { Signal, sleep } from "./timers.ts";
-import type { AgentApi, Settler, Transport, TransportContext } from "./transport.ts";
+import { heartbeatOverHttp, type AgentApi, type Settler, type Transport, type TransportContext } from "./transport.ts";
 
 export interface HttpTransportOptions extends TransportContext {
   client: AgentApi;
@@ -42,14 +42,7 @@ export class HttpTransport implements Transport {
   }
 
   async heartbeat(load: Load): Promise<void> {
-    const { client, pool, agentId, host } = this.options;
-    try {
-      const info = await client.heartbeat(pool, agentId, load);
-      host.onAgentInfo({ heartbeatIntervalMs: info.heartbeatIntervalMs, state: info.state });
-    } catch (err) {
-      if (err instanceof MeshError && err.status === 404) host.onAgentGone(`heartbeat answered 404: ${err.message}`);
-      else throw err;
-    }
+    await heartbeatOverHttp(this.options, load);
   }
 
   pause(): void {

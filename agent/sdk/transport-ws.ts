@@ -3,11 +3,11 @@
 // a few milliseconds, which the mesh applies in one transaction. A closed socket is not a failure: leases survive
 // until heartbeats are missed, so the transport reconnects with backoff, sends what was unanswered over HTTP, and
 // gives its free slots as credits again on the new socket.
-import { MeshError, type Load, type SettleItem, type SettleResult } from "./api.ts";
+import type { Load, SettleItem, SettleResult } from "./api.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { Batcher } from "./batcher.ts";
 import { sleep } from "./timers.ts";
-import type { AgentApi, Settler, Transport, TransportContext } from "./transport.ts";
+import { heartbeatOverHttp, type AgentApi, type Settler, type Transport, type TransportContext } from "./transport.ts";
 import { BatchEnvelope, MeshMessage } from "./wire.ts";
 import { nodeSocket, type SocketEvents, type SocketFactory, type SocketLike } from "./socket.ts";
 
@@ -118,14 +118,7 @@ export class WsTransport implements Transport {
       return;
     }
     // Between sockets heartbeats go over HTTP too: missing them would fail the agent and give its leases away.
-    const { client, pool, agentId, host } = this.options;
-    try {
-      const info = await client.heartbeat(pool, agentId, load);
-      host.onAgentInfo({ heartbeatIntervalMs: info.heartbeatIntervalMs, state: info.state });
-    } catch (err) {
-      if (err instanceof MeshError && err.status === 404) host.onAgentGone(`heartbeat answered 404: ${err.message}`);
-      else throw err;
-    }
+    await heartbeatOverHttp(this.options, load);
   }
 
   pause(): void {

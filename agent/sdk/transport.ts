@@ -1,6 +1,6 @@
 // How an agent talks to the mesh: it receives leased tasks and sends outcomes, extensions and heartbeats. Two
 // implementations: WebSocket push with credits (transport-ws.ts) and HTTP long polling (transport-http.ts).
-import type { Load, MeshClient, SettleItem, SettleResult } from "./api.ts";
+import { MeshError, type Load, type MeshClient, type SettleItem, type SettleResult } from "./api.ts";
 import type { LeasedTask } from "./wire.ts";
 
 /** What a transport needs from the agent. */
@@ -47,3 +47,18 @@ export interface Settler {
 
 /** The HTTP calls a transport makes. */
 export type AgentApi = Pick<MeshClient, "baseUrl" | "lease" | "heartbeat">;
+
+/**
+ * A heartbeat over HTTP: its answer carries the interval to keep and the agent's state; a 404 means the mesh no
+ * longer knows the agent.
+ */
+export async function heartbeatOverHttp(options: TransportContext & { client: AgentApi }, load: Load): Promise<void> {
+  const { client, pool, agentId, host } = options;
+  try {
+    const info = await client.heartbeat(pool, agentId, load);
+    host.onAgentInfo({ heartbeatIntervalMs: info.heartbeatIntervalMs, state: info.state });
+  } catch (err) {
+    if (err instanceof MeshError && err.status === 404) host.onAgentGone(`heartbeat answered 404: ${err.message}`);
+    else throw err;
+  }
+}
