@@ -65,3 +65,15 @@ if (!existsSync(at("agent", "fleet", "models", "tiny-mlp.onnx"))) {
     process.exit(res.status ?? 1);
   }
 }
+
+// The Worker, the agents and the benchmarks load the AssemblyScript modules from build/ (rebuilt only when changed).
+{
+  const res = spawnSync(existsSync(node22) ? node22 : process.execPath, [at("scripts", "build-wasm.mjs")], {
+    cwd: root,
+    stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+  });
+  if (res.status !== 0) {
+    console.error("[daa] building the WebAssembly modules failed; see the output above");
+    process.exit(res.status ?? 1);
+  }
+}
