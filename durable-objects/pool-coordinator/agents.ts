@@ -101,9 +101,9 @@ export class AgentStore {
    * The agent showed it is alive (a heartbeat, a lease call, any WebSocket message): its failure deadline moves,
    * and a failed agent steps back through recovering to running.
    */
-  seen(agentId: string, load: AgentLoad | null, now: number): void {
+  seen(agentId: string, load: AgentLoad | null, now: number): boolean {
     const row = this.row(agentId);
-    if (!row) return;
+    if (!row) return false;
     this.sql.exec(
       "UPDATE agents SET last_heartbeat_at = ?1, load = coalesce(?2, load), state = ?3 WHERE agent_id = ?4",
       now,
@@ -112,6 +112,7 @@ export class AgentStore {
       agentId,
     );
     this.retime(agentId);
+    return stateAfterHeartbeat(row.state) !== row.state;
   }
 
   /** Recomputes when the alarm must next look at an agent. */
@@ -129,12 +130,14 @@ export class AgentStore {
    * Works off due agent timers: silent live agents fail (their leases go back through `release`), agents silent
    * past the failed-agent TTL terminate and leave, open breakers turn half-open. Answers the agents that failed.
    */
-  runTimers(now: number, release: (agentId: string) => void): string[] {
+  runTimers(now: number, release: (agentId: string) => void): { failed: string[]; changed: number } {
     const failed: string[] = [];
+    let changed = 0;
     const config = this.config();
     for (const row of this.sql.exec<AgentRow>("SELECT * FROM agents WHERE timer_at IS NOT NULL AND timer_at <= ? ORDER BY timer_at LIMIT 500", now).toArray()) {
       const facts = { state: row.state, lastSeenAt: row.last_heartbeat_at, breaker: row.breaker, breakerUntil: row.breaker_until };
       for (const action of dueActions(facts, now, config)) {
+        changed++;
         if (action === "fail") {
           this.sql.exec("UPDATE agents SET state = 'failed' WHERE agent_id = ?", row.agent_id);
           release(row.agent_id);
@@ -148,7 +151,7 @@ export class AgentStore {
       this.retime(row.agent_id);
       this.reapTerminating([row.agent_id]);
     }
-    return failed;
+    return { failed, changed };
   }
 
   /** A lease of this agent ended: success closes its breaker and feeds its latency, failure counts towards opening it. */

@@ -149,6 +149,11 @@ export class PoolCore {
     return this.agents.heartbeat(principal, agentId, load, now);
   }
 
+  /** A sign of life from an agent's socket; a changed state (recovered) may let it take work again. */
+  seen(agentId: string, load: AgentLoad | null, now: number): void {
+    if (this.agents.seen(agentId, load, now)) this.tasks.effects.agentsChanged = true;
+  }
+
   submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
     this.touch(principal, now);
     return this.tasks.submit(principal, inputs, now);
@@ -164,7 +169,7 @@ export class PoolCore {
     this.requireCertificate(principal);
     this.agents.get(principal, agentId);
     // Polling for work is a sign of life too.
-    this.agents.seen(agentId, null, now);
+    if (this.agents.seen(agentId, null, now)) this.tasks.effects.agentsChanged = true;
     const row = this.agents.row(agentId)!;
     return this.tasks.lease(this.agents.fit(row), Math.min(max, this.agents.room(row)), now);
   }
@@ -196,8 +201,9 @@ export class PoolCore {
 
   /** Works off due timers of agents (health, breakers) and of tasks (leases, delays, retention). */
   runTimers(now: number, limit: number): number {
-    const failed = this.agents.runTimers(now, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now));
-    if (failed.length > 0) this.tasks.effects.agentsChanged = true;
+    const { changed } = this.agents.runTimers(now, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now));
+    // An agent that failed, recovered or whose breaker half-opened changes who can take work.
+    if (changed > 0) this.tasks.effects.agentsChanged = true;
     return this.tasks.runTimers(now, limit);
   }
 

@@ -32,12 +32,27 @@ import type {
   TaskStatus,
 } from "./types";
 import { KeyedSignals, WaitList } from "./waiters";
+import type { AuditEntry } from "../audit-log/chain";
+import { recordAuditBatch } from "../../src/security/audit";
 
-/** What a hibernated socket remembers: whose it is and who opened it. */
+function expired(principal: Principal, now: number): boolean {
+  return principal.expiresAt !== undefined && principal.expiresAt !== null && now >= principal.expiresAt;
+}
+
+/** What a hibernated socket remembers: whose it is, who opened it, and from where (for the audit trail). */
 interface SocketAttachment {
   agentId: string;
   principal: Principal;
+  actor: string;
+  ip: string | null;
 }
+
+/** How long audit records of socket traffic gather before they go to the audit log in one append. */
+const AUDIT_FLUSH_MS = 100;
+
+/** A socket whose credential ran out is closed with this code: the agent reconnects with a fresh token. */
+const CLOSE_CREDENTIAL_EXPIRED = 4001;
+const CLOSE_AGENT_REMOVED = 4002;
 
 /** Most timers one alarm works off before it hands the object back to requests and re-arms itself. */
 const ALARM_ROUNDS = 8;
@@ -183,10 +198,14 @@ export class PoolCoordinator extends DurableObject<Env> {
   }
 
   async deleteAgent(principal: Principal, agentId: string): Promise<Outcome<null>> {
-    return this.change(false, (core, now) => {
+    const out = await this.change(false, (core, now) => {
       core.deleteAgent(principal, agentId, now);
       return null;
     });
+    if (out.ok) {
+      for (const ws of this.ctx.getWebSockets(agentId)) ws.close(CLOSE_AGENT_REMOVED, "the agent was deleted");
+    }
+    return out;
   }
 
   async heartbeat(principal: Principal, agentId: string, load: AgentLoad | null): Promise<Outcome<AgentRecord & { heartbeatIntervalMs: number }>> {
@@ -259,7 +278,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     const opened = this.apply(false, (core, now) => {
       core.requireCertificate(principal);
       core.agents.get(principal, agentId);
-      core.agents.seen(agentId, null, now);
+      core.seen(agentId, null, now);
       // Credits belong to one connection: a new socket starts from none.
       core.agents.setCredits(agentId, 0);
       return core.config().heartbeatIntervalMs;
@@ -274,7 +293,12 @@ export class PoolCoordinator extends DurableObject<Env> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [agentId]);
-    server.serializeAttachment({ agentId, principal } satisfies SocketAttachment);
+    server.serializeAttachment({
+      agentId,
+      principal,
+      actor: request.headers.get("x-daa-actor") ?? principal.actor,
+      ip: request.headers.get("cf-connecting-ip"),
+    } satisfies SocketAttachment);
     server.send(JSON.stringify({ type: "hello", agentId, heartbeatIntervalMs: opened.value }));
     await this.afterCommit();
     return new Response(null, { status: 101, webSocket: client });
@@ -282,7 +306,13 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   /** One frame of an agent: its messages are applied in one transaction, answered in one frame. */
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { agentId, principal } = ws.deserializeAttachment() as SocketAttachment;
+    const attachment = ws.deserializeAttachment() as SocketAttachment;
+    const { agentId, principal } = attachment;
+    if (expired(principal, this.clock())) {
+      // A socket lives no longer than the credential that opened it.
+      ws.close(CLOSE_CREDENTIAL_EXPIRED, "the credential expired; reconnect with a fresh token");
+      return;
+    }
     const parsed = parseFrame(raw);
     if (!parsed.ok) {
       ws.send(JSON.stringify({ type: "error", id: null, error: { code: "invalid_request", message: parsed.message, details: parsed.details } }));
@@ -301,7 +331,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     }
     const applied = this.apply(false, (core, now) => {
       // Every frame is a sign of life.
-      core.agents.seen(agentId, load, now);
+      core.seen(agentId, load, now);
       if (credits > 0) {
         core.agents.addCredits(agentId, credits);
         core.tasks.effects.agentsChanged = true;
@@ -322,6 +352,10 @@ export class PoolCoordinator extends DurableObject<Env> {
       );
       if (applied.value.state) replies.push({ type: "heartbeat", ...applied.value.state });
       if (replies.length > 0) ws.send(frame(replies));
+      if (sealed.length > 0) {
+        const refused = applied.value.results.filter((r) => "error" in r).length;
+        this.auditLater(attachment, "task.settle", sealed.map((s) => s.id), refused === 0 ? "success" : `${refused} refused`);
+      }
     }
     await this.afterCommit();
   }
@@ -340,9 +374,54 @@ export class PoolCoordinator extends DurableObject<Env> {
     console.warn(`agent ${agentId}: WebSocket error`, error);
   }
 
-  /** The agents with an open WebSocket to this pool. */
-  private connectedAgents(): string[] {
-    return [...new Set(this.ctx.getWebSockets().flatMap((ws) => this.ctx.getTags(ws)))];
+  /**
+   * The agents with an open WebSocket that may be pushed work: a socket whose credential expired is closed, and
+   * one without a verified client certificate gets nothing in a pool that requires it.
+   */
+  private connectedAgents(core: PoolCore): string[] {
+    const now = this.clock();
+    const certRequired = core.config().requireClientCert;
+    const agents = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const { agentId, principal } = ws.deserializeAttachment() as SocketAttachment;
+      if (expired(principal, now)) {
+        ws.close(CLOSE_CREDENTIAL_EXPIRED, "the credential expired; reconnect with a fresh token");
+        continue;
+      }
+      if (certRequired && !principal.certVerified) continue;
+      agents.add(agentId);
+    }
+    return [...agents];
+  }
+
+  /** Audit records of socket traffic gather for a moment and go to each tenant's log in one append. */
+  private readonly auditQueue = new Map<string, AuditEntry[]>();
+  private auditTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private auditLater(socket: SocketAttachment, action: string, ids: string[], outcome: string): void {
+    const at = Date.now();
+    const queue = this.auditQueue.get(socket.principal.tenant) ?? [];
+    this.auditQueue.set(socket.principal.tenant, queue);
+    const entry: AuditEntry = { actor: socket.actor, action, target: "", outcome, ip: socket.ip, at };
+    queue.push(entry);
+    // The target names the batch as HTTP batches do: the count and a SHA-256 of the ids.
+    const digest = crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))).then((d) => {
+      entry.target = `${socket.agentId} (websocket): ${ids.length} tasks sha256:${[...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+    });
+    this.pendingDigests.push(digest);
+    this.auditTimer ??= setTimeout(() => this.ctx.waitUntil(this.flushAudit()), AUDIT_FLUSH_MS);
+  }
+
+  private pendingDigests: Promise<void>[] = [];
+
+  private async flushAudit(): Promise<void> {
+    this.auditTimer = null;
+    const digests = this.pendingDigests;
+    this.pendingDigests = [];
+    await Promise.all(digests);
+    const batches = [...this.auditQueue.entries()];
+    this.auditQueue.clear();
+    await Promise.all(batches.map(async ([tenant, entries]) => recordAuditBatch(this.env, tenant, entries)));
   }
 
   /**
@@ -358,7 +437,8 @@ export class PoolCoordinator extends DurableObject<Env> {
     try {
       do {
         this.dispatchAgain = false;
-        const connected = this.connectedAgents();
+        if (!this.core) break;
+        const connected = this.connectedAgents(this.core);
         if (connected.length === 0) break;
         const pushed = this.apply(false, (core, now) => core.dispatch(connected, this.roundRobin, now));
         if (!pushed.ok || pushed.value.size === 0) break;
@@ -367,6 +447,7 @@ export class PoolCoordinator extends DurableObject<Env> {
           const socket = this.ctx.getWebSockets(agentId)[0];
           // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
           socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+          if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
         }
         await this.rearmAlarm();
       } while (this.dispatchAgain);

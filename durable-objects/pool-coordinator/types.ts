@@ -33,6 +33,8 @@ export interface Principal {
   agentOnly: boolean;
   /** Presented a client certificate that Cloudflare verified (mTLS). */
   certVerified: boolean;
+  /** When the credential stops being valid (a token's expiry); null for keys. A WebSocket lives no longer. */
+  expiresAt?: number | null;
 }
 
 export interface Requirements {

@@ -4,7 +4,7 @@ import { presentAgent, presentLeased } from "../presenters";
 import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
 import { ErrorSchema } from "../schemas/common";
 import { ApiError, unwrap, type ErrorBody } from "../shared/errors";
-import { principalOf } from "../security/credentials";
+import { actorName, principalOf } from "../security/credentials";
 import { requirePoolBinding } from "../security/binding";
 import { openTasks } from "../security/sealing";
 import { z } from "zod";
@@ -169,6 +169,7 @@ export function agentRoutes(routes: Routes): void {
       headers.delete("authorization");
       headers.set("x-daa-principal", JSON.stringify(principalOf(c.var.caller)));
       headers.set("x-daa-agent", params.agentId);
+      headers.set("x-daa-actor", actorName(c.var.caller));
       const res = await coordinator(c.env, params.pool).fetch(new Request(c.req.url, { headers }));
       if (res.status !== 101) {
         const body = (await res.json()) as { error: ErrorBody };

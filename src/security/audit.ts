@@ -8,9 +8,14 @@ export const SYSTEM_TENANT = "_system";
  * reached the failure is logged loudly and the request still answers, rather than hiding a done change.
  */
 export async function recordAudit(env: Env, tenant: string, entry: AuditEntry): Promise<void> {
+  await recordAuditBatch(env, tenant, [entry]);
+}
+
+/** Several records of one tenant in one append (one transaction of its log). */
+export async function recordAuditBatch(env: Env, tenant: string, entries: AuditEntry[]): Promise<void> {
   try {
-    await env.AUDIT.getByName(tenant).append([entry]);
+    await env.AUDIT.getByName(tenant).append(entries);
   } catch (err) {
-    console.error(`audit: could not append ${entry.action} for tenant ${tenant}`, err);
+    console.error(`audit: could not append ${entries.length} record(s) (${entries[0]?.action}) for tenant ${tenant}`, err);
   }
 }

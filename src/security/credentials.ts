@@ -61,7 +61,15 @@ export function clientCertVerified(req: Request): boolean {
 }
 
 /** A caller from a credential's tenant and roles, with the attribute flags the coordinators check. */
-export function callerOf(fields: { tenant: string; roles: readonly Role[]; keyId: string; pool: string | null; credential: "api_key" | "token"; certVerified: boolean }): Caller {
+export function callerOf(fields: {
+  tenant: string;
+  roles: readonly Role[];
+  keyId: string;
+  pool: string | null;
+  credential: "api_key" | "token";
+  certVerified: boolean;
+  expiresAt?: number;
+}): Caller {
   const { roles } = fields;
   const manages = roles.includes("admin") || roles.includes("operator");
   return {
@@ -71,6 +79,7 @@ export function callerOf(fields: { tenant: string; roles: readonly Role[]; keyId
     fleetOperator: roles.includes("operator"),
     agentOnly: !manages && roles.includes("agent"),
     certVerified: fields.certVerified,
+    expiresAt: fields.expiresAt ?? null,
     roles,
     credential: fields.credential,
     keyId: fields.keyId,
@@ -102,6 +111,7 @@ export function principalOf(caller: Caller): Principal {
     fleetOperator: caller.fleetOperator,
     agentOnly: caller.agentOnly,
     certVerified: caller.certVerified,
+    expiresAt: caller.expiresAt ?? null,
   };
 }
 

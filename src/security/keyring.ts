@@ -20,6 +20,8 @@ export interface TokenClaims {
   tenant: string;
   roles: string[];
   pool: string | null;
+  /** When a verified token stops being valid (ms); not an input of issueToken. */
+  expiresAt?: number;
 }
 
 /** The record fields that are encrypted at rest; each is bound into the ciphertext's AAD. */
@@ -339,7 +341,7 @@ export async function verifyToken(keyring: Keyring, token: string, now: number =
     throw unauthorized("token claims invalid");
   }
   if (pool !== undefined && typeof pool !== "string") throw unauthorized("token claims invalid");
-  return { keyId: sub, tenant: ten, roles: [...roles], pool: pool ?? null };
+  return { keyId: sub, tenant: ten, roles: [...roles], pool: pool ?? null, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
 }
 
 function reasonFor(err: unknown): string {

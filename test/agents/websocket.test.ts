@@ -1,12 +1,15 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN_KEY, api, expectError, freshPool, register, submit } from "../helpers";
+import { env } from "cloudflare:workers";
+import { issueToken, keyringFromEnv } from "../../src/security/keyring";
+import { ADMIN_KEY, api, expectError, freshPool, PoolClock, register, submit } from "../helpers";
 
 /** An agent's end of the WebSocket, as a test drives it: send frames, await the mesh's messages in order. */
 class AgentSocket {
   private readonly inbox: any[] = [];
   private waiters: (() => void)[] = [];
   closed = false;
+  closeCode: number | null = null;
 
   constructor(readonly ws: WebSocket) {
     ws.accept();
@@ -16,8 +19,9 @@ class AgentSocket {
       this.inbox.push(...(msg.type === "batch" ? msg.messages : [msg]));
       for (const w of this.waiters.splice(0)) w();
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (e) => {
       this.closed = true;
+      this.closeCode = e.code;
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -203,5 +207,84 @@ describe("WebSocket push", () => {
     expect(got).toEqual({ a: 2, b: 2 });
     a.close();
     b.close();
+  });
+});
+
+describe("a socket's rights and wake-ups", () => {
+  it("pushes again as soon as a half-open breaker lets a task through, without waiting for a heartbeat", async () => {
+    const pool = freshPool("wsb");
+    const clock = await new PoolClock(pool).install();
+    await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 3_600_000, breaker: { failureThreshold: 1, cooldownMs: 5_000 } });
+    await register(pool, "a1", { maxConcurrency: 5 });
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    ws.send({ type: "ready", credits: 5 });
+    await submit(pool, { maxAttempts: 5 });
+    const first = (await ws.next()).task;
+    ws.send({ type: "fail", id: first.id, leaseToken: first.leaseToken, error: { message: "x" } });
+    expect(await ws.next()).toMatchObject({ type: "ack", status: "waiting" });
+    await submit(pool);
+    expect(await ws.drain()).toEqual([]);
+    await clock.advance(5_000);
+    const probe = await ws.next();
+    expect(probe.type).toBe("task");
+    ws.close();
+  });
+
+  it("closes a socket whose token expired, and the socket of a deleted agent", async () => {
+    const pool = freshPool("wsx");
+    await register(pool, "a1");
+    const short = await issueToken(keyringFromEnv(env), { keyId: "AAAAAAAAAAAA", tenant: "default", roles: ["operator"], pool: null }, 1);
+    await api("POST", `/v1/pools/${pool}/agents`, { agentId: "a2" });
+    const ws = await connect(pool, "a2", short.token);
+    expect((await ws.next()).type).toBe("hello");
+    await new Promise((r) => setTimeout(r, Math.max(0, short.expiresAt - Date.now()) + 50));
+    ws.send({ type: "ready", credits: 1 });
+    await ws.drain(200);
+    expect(ws.closeCode).toBe(4001);
+    const other = await connect(pool, "a1");
+    await other.next();
+    expect((await api("DELETE", `/v1/pools/${pool}/agents/a1`)).status).toBe(200);
+    await other.drain(200);
+    expect(other.closeCode).toBe(4002);
+  });
+
+  it("pushes nothing to a socket without a verified client certificate once the pool requires one", async () => {
+    const pool = freshPool("wsc");
+    await register(pool, "a1");
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    ws.send({ type: "ready", credits: 2 });
+    await ws.drain(100);
+    await api("PUT", `/v1/pools/${pool}/config`, { requireClientCert: true });
+    await submit(pool);
+    expect(await ws.drain()).toEqual([]);
+    ws.close();
+  });
+
+  it("records pushes and settlements over the socket in the tenant's audit log, one record per frame", async () => {
+    const pool = freshPool("wsa");
+    await register(pool, "a1", { maxConcurrency: 3 });
+    const ws = await connect(pool, "a1");
+    await ws.next();
+    const t = await submit(pool);
+    ws.send({ type: "ready", credits: 1 });
+    const task = (await ws.next()).task;
+    ws.send({ type: "complete", id: task.id, leaseToken: task.leaseToken });
+    await ws.next();
+    await new Promise((r) => setTimeout(r, 400));
+    const records = [] as any[];
+    for (let cursor: string | null = null, first = true; first || cursor !== null; first = false) {
+      const page: any = await api("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+      records.push(...page.body.records);
+      cursor = page.body.cursor;
+    }
+    const mine = records.filter((r) => r.target.startsWith("a1 (websocket)") && r.at >= t.createdAt);
+    expect(mine.map((r) => [r.action, r.actor, r.outcome])).toEqual([
+      ["task.lease", "admin-key", "success"],
+      ["task.settle", "admin-key", "success"],
+    ]);
+    expect(mine[0].target).toMatch(/^a1 \(websocket\): 1 tasks sha256:[0-9a-f]{64}$/);
+    ws.close();
   });
 });

@@ -193,8 +193,8 @@ describe("tokens", () => {
     const { token, expiresAt } = await issueToken(ringV1, CLAIMS, 900, T0);
     expect(expiresAt).toBe(T0 + 900_000);
     expect(looksLikeJwt(token)).toBe(true);
-    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual(CLAIMS);
-    await expect(verifyToken(ringV1, token, T0 + 899_999)).resolves.toEqual(CLAIMS);
+    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual({ ...CLAIMS, expiresAt: T0 + 900_000 });
+    await expect(verifyToken(ringV1, token, T0 + 899_999)).resolves.toEqual({ ...CLAIMS, expiresAt: T0 + 900_000 });
 
     const [header, payload] = splitToken(token);
     expect(decodeJson(header)).toEqual({ alg: "HS256", typ: "JWT", kid: "v1" });
@@ -210,7 +210,7 @@ describe("tokens", () => {
   it("carries the pool of an agent key", async () => {
     const { token } = await issueToken(ringV1, AGENT_CLAIMS, 60, T0);
     expect(decodeJson(splitToken(token)[1]).pool).toBe("neural");
-    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual(AGENT_CLAIMS);
+    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual({ ...AGENT_CLAIMS, expiresAt: T0 + 60_000 });
   });
 
   it("gives each token its own jti", async () => {
@@ -246,7 +246,7 @@ describe("tokens", () => {
       .setNotBefore(T0 / 1000)
       .setExpirationTime(T0 / 1000 + 60)
       .sign(raw);
-    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual({ keyId: "key_1", tenant: "acme", roles: ["client"], pool: null });
+    await expect(verifyToken(ringV1, token, T0)).resolves.toEqual({ keyId: "key_1", tenant: "acme", roles: ["client"], pool: null, expiresAt: T0 + 60_000 });
   });
 
   it("rejects an unsigned alg:none token", async () => {
@@ -305,12 +305,12 @@ describe("tokens", () => {
 
   it("verifies tokens of the previous key version after a rotation, until the old key is dropped", async () => {
     const { token } = await issueToken(ringV1, CLAIMS, 300, T0);
-    await expect(verifyToken(ringV2WithV1, token, T0 + 1000)).resolves.toEqual(CLAIMS);
+    await expect(verifyToken(ringV2WithV1, token, T0 + 1000)).resolves.toEqual({ ...CLAIMS, expiresAt: T0 + 300_000 });
     expect(await rejection(verifyToken(ringV2Only, token, T0 + 1000))).toBe("token signing key unknown");
 
     const { token: fresh } = await issueToken(ringV2WithV1, CLAIMS, 300, T0);
     expect(decodeJson(splitToken(fresh)[0]).kid).toBe("v2");
-    await expect(verifyToken(ringV2Only, fresh, T0)).resolves.toEqual(CLAIMS);
+    await expect(verifyToken(ringV2Only, fresh, T0)).resolves.toEqual({ ...CLAIMS, expiresAt: T0 + 300_000 });
   });
 
   it("rejects wrong issuer, audience, claim shapes and missing claims, signed with the right key", async () => {
@@ -401,7 +401,7 @@ describe("keyringFromEnv", () => {
     const envelope = await encryptField(before, "acme", "payload", "kept");
     await expect(decryptField(after, "acme", "payload", envelope)).resolves.toBe("kept");
     const { token } = await issueToken(before, CLAIMS, 60, T0);
-    await expect(verifyToken(after, token, T0)).resolves.toEqual(CLAIMS);
+    await expect(verifyToken(after, token, T0)).resolves.toEqual({ ...CLAIMS, expiresAt: T0 + 60_000 });
   });
 
   it("refuses a short master key, naming the variable and not the secret", () => {
