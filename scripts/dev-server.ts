@@ -28,6 +28,8 @@ export interface DevServerOptions {
   adminKey?: string;
   masterKey?: string;
   startTimeoutMs?: number;
+  /** More arguments for wrangler dev, e.g. `--inspector-port 9229` to profile. */
+  extraArgs?: string[];
 }
 
 /** A TCP port that was free a moment ago. */
@@ -43,7 +45,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer({ port, persistDir, adminKey, masterKey, startTimeoutMs = 90_000 }: DevServerOptions = {}): Promise<DevServer> {
+export async function startDevServer({ port, persistDir, adminKey, masterKey, startTimeoutMs = 90_000, extraArgs = [] }: DevServerOptions = {}): Promise<DevServer> {
   const chosenPort = port ?? (await freePort());
   const ownDir = persistDir === undefined;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), "daa-mesh-"));
@@ -58,6 +60,7 @@ export async function startDevServer({ port, persistDir, adminKey, masterKey, st
     "--var", `DAA_MASTER_KEY:${master}`,
     "--show-interactive-dev-session=false",
     "--log-level", "warn",
+    ...extraArgs,
   ];
   // Run wrangler with this Node (22, from node_modules), not whatever `node` comes first on PATH.
   const child = spawn(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), ...args], {

@@ -154,21 +154,48 @@ export class AgentStore {
     return { failed, changed };
   }
 
+  /** Outcomes of the open transaction per agent, in order, written once by `flushOutcomes` at its end. */
+  private readonly pendingOutcomes = new Map<string, { ok: boolean; latencyMs: number | null }[]>();
+
   /** A lease of this agent ended: success closes its breaker and feeds its latency, failure counts towards opening it. */
-  outcome(agentId: string, ok: boolean, latencyMs: number | null, now: number): void {
-    const row = this.row(agentId);
-    if (!row) return;
-    const next = afterOutcome({ state: row.breaker, failures: row.consecutive_failures, until: row.breaker_until }, ok, now, this.config().breaker);
-    const latency = ok && latencyMs !== null ? ewma(row.latency_ewma_ms, latencyMs) : row.latency_ewma_ms;
-    this.sql.exec(
-      "UPDATE agents SET breaker = ?1, consecutive_failures = ?2, breaker_until = ?3, latency_ewma_ms = ?4 WHERE agent_id = ?5",
-      next.state,
-      next.failures,
-      next.until,
-      latency,
-      agentId,
-    );
-    if (next.state !== row.breaker) this.retime(agentId);
+  outcome(agentId: string, ok: boolean, latencyMs: number | null): void {
+    const list = this.pendingOutcomes.get(agentId);
+    if (list) list.push({ ok, latencyMs });
+    else this.pendingOutcomes.set(agentId, [{ ok, latencyMs }]);
+  }
+
+  /**
+   * Folds the transaction's outcomes into each agent's breaker and latency, in order, with one read and one write
+   * per agent (a frame of a hundred completions is not a hundred updates of the same row). Call at the end of the
+   * transaction, inside it.
+   */
+  flushOutcomes(now: number): void {
+    if (this.pendingOutcomes.size === 0) return;
+    const config = this.config().breaker;
+    for (const [agentId, events] of this.pendingOutcomes) {
+      const row = this.row(agentId);
+      if (!row) continue;
+      let breaker = { state: row.breaker, failures: row.consecutive_failures, until: row.breaker_until };
+      let latency = row.latency_ewma_ms;
+      for (const { ok, latencyMs } of events) {
+        breaker = afterOutcome(breaker, ok, now, config);
+        if (ok && latencyMs !== null) latency = ewma(latency, latencyMs);
+      }
+      this.sql.exec(
+        "UPDATE agents SET breaker = ?1, consecutive_failures = ?2, breaker_until = ?3, latency_ewma_ms = ?4 WHERE agent_id = ?5",
+        breaker.state,
+        breaker.failures,
+        breaker.until,
+        latency,
+        agentId,
+      );
+      if (breaker.state !== row.breaker) this.retime(agentId);
+    }
+    this.pendingOutcomes.clear();
+  }
+
+  discardOutcomes(): void {
+    this.pendingOutcomes.clear();
   }
 
   /** How many more tasks an agent may take now: running, within concurrency and what its breaker allows. */
@@ -181,6 +208,10 @@ export class AgentStore {
   /** Credits given over the agent's WebSocket: the mesh pushes no more tasks than these. */
   setCredits(agentId: string, credits: number): void {
     this.sql.exec("UPDATE agents SET credits = ? WHERE agent_id = ?", Math.max(0, credits), agentId);
+  }
+
+  useCredits(agentId: string, n: number): void {
+    this.sql.exec("UPDATE agents SET credits = max(credits - ?, 0) WHERE agent_id = ?", n, agentId);
   }
 
   addCredits(agentId: string, n: number): void {

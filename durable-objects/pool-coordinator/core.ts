@@ -57,7 +57,7 @@ export class PoolCore {
       retentionMs: () => this.config().retentionMs,
       maxUnfinishedPerTenant: () => this.config().maxUnfinishedPerTenant,
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
-      agentOutcome: (agentId, ok, latencyMs, now) => this.agents.outcome(agentId, ok, latencyMs, now),
+      agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
     });
     this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId), () => this.config());
   }
@@ -96,9 +96,16 @@ export class PoolCore {
   }
 
   /** Forgets caches after a rolled-back transaction. */
+  /** Writes what the transaction gathered in memory (counters, agent outcomes). Call at its end, inside it. */
+  flush(now: number): void {
+    this.agents.flushOutcomes(now);
+    this.stats.flush(now);
+  }
+
   discardCaches(): void {
     this.cachedConfig = null;
     this.stats.discard();
+    this.agents.discardOutcomes();
     this.lanes.reload();
     this.tasks.takeEffects();
   }
@@ -182,20 +189,25 @@ export class PoolCore {
   dispatch(connected: Iterable<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
     const strategy = this.config().strategy;
     const out = new Map<string, LeasedTask[]>();
-    let candidates = this.agents.candidates(connected);
+    // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
+    let candidates = this.agents.candidates(connected).map((c) => ({ ...c, fit: this.agents.fit(this.agents.row(c.agentId)!) }));
     while (candidates.length > 0) {
       const chosen = pick(strategy, candidates, rr)!;
-      const row = this.agents.row(chosen.agentId)!;
-      const leased = this.tasks.lease(this.agents.fit(row), Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM), now);
+      const leased = this.tasks.lease(chosen.fit, Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM), now);
       if (leased.length === 0) {
         // Nothing queued fits this agent: it drops out of this round.
-        candidates = candidates.filter((c) => c.agentId !== chosen.agentId);
+        candidates = candidates.filter((c) => c !== chosen);
         continue;
       }
-      this.agents.setCredits(chosen.agentId, chosen.credits - leased.length);
-      out.set(chosen.agentId, [...(out.get(chosen.agentId) ?? []), ...leased]);
-      candidates = this.agents.candidates(candidates.map((c) => c.agentId));
+      chosen.credits -= leased.length;
+      chosen.room -= leased.length;
+      chosen.inFlight += leased.length;
+      const list = out.get(chosen.agentId);
+      if (list) list.push(...leased);
+      else out.set(chosen.agentId, leased);
+      if (chosen.credits <= 0 || chosen.room <= 0) candidates = candidates.filter((c) => c !== chosen);
     }
+    for (const [agentId, leased] of out) this.agents.useCredits(agentId, leased.length);
     return out;
   }
 

@@ -496,7 +496,7 @@ export class PoolCoordinator extends DurableObject<Env> {
       return ok(
         this.ctx.storage.transactionSync(() => {
           const value = fn(target, now);
-          target.stats.flush(now);
+          target.flush(now);
           return value;
         }),
       );
@@ -568,10 +568,11 @@ export class PoolCoordinator extends DurableObject<Env> {
   /** Results are sealed with the key of their task's tenant (the agent's may differ: a shared fleet). */
   private async sealResults(items: Settlement[]): Promise<Settlement[]> {
     const keyring = keyringFromEnv(this.env as Env & OptionalSecrets);
+    const tenants = this.core?.tasks.tenantsOf(items.filter((i) => i.action === "complete").map((i) => i.id)) ?? new Map<string, string>();
     return Promise.all(
       items.map(async (item) => {
         if (item.action !== "complete") return item;
-        const tenant = this.core?.tasks.tenantOf(item.id) ?? null;
+        const tenant = tenants.get(item.id) ?? null;
         // An unknown task is refused inside the transaction; nothing of it is stored.
         if (tenant === null) return item;
         return { ...item, result: await encryptField(keyring, tenant, "result", item.result) };

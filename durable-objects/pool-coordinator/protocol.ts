@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Load } from "../../src/schemas/agents";
 import { TaskErrorSchema } from "../../src/schemas/tasks";
+import { jsonDepth, MAX_JSON_DEPTH } from "../../src/shared/json-depth";
 import type { Settlement } from "./types";
 
 /**
@@ -34,6 +35,9 @@ export function parseFrame(raw: string | ArrayBuffer): ParsedFrame {
     json = JSON.parse(raw);
   } catch {
     return { ok: false, message: "the frame is not valid JSON", details: [] };
+  }
+  if (jsonDepth(json, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    return { ok: false, message: `the frame nests deeper than ${MAX_JSON_DEPTH} levels`, details: [] };
   }
   const parsed = Frame.safeParse(json);
   if (!parsed.success) {

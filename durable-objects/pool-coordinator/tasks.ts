@@ -33,7 +33,7 @@ export interface TaskStoreOptions {
   /** Whether the principal may act for an agent (it then may settle that agent's leases, whatever the tenant). */
   mayActForAgent: (principal: Principal, agentId: string) => boolean;
   /** A lease of an agent ended well (with its lease-to-completion time) or badly: its breaker and latency. */
-  agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null, now: number) => void;
+  agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null) => void;
 }
 
 /** How long a tenant over its quota is told to wait before submitting again. */
@@ -193,9 +193,17 @@ export class TaskStore {
       .one().n ?? 0;
   }
 
-  /** The tenant a task belongs to, or null (the coordinator seals a result with that tenant's key). */
-  tenantOf(id: string): string | null {
-    return this.sql.exec<{ tenant: string }>("SELECT tenant FROM tasks WHERE id = ?", id).toArray()[0]?.tenant ?? null;
+  /** The tenants of these tasks, by id (the coordinator seals a result with the key of its task's tenant). */
+  tenantsOf(ids: readonly string[]): Map<string, string> {
+    const out = new Map<string, string>();
+    // SQLite takes at most 100 bound parameters per statement here.
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      for (const row of this.sql.exec<{ id: string; tenant: string }>(`SELECT id, tenant FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")})`, ...chunk)) {
+        out.set(row.id, row.tenant);
+      }
+    }
+    return out;
   }
 
   // ---- read ---------------------------------------------------------------------------------------------
@@ -277,7 +285,7 @@ export class TaskStore {
   complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
     const row = this.holding(principal, id, leaseToken, now);
     this.stats.recordDurations([now - row.created_at]);
-    if (row.agent_id !== null) this.opts.agentOutcome(row.agent_id, true, row.leased_at === null ? null : now - row.leased_at, now);
+    if (row.agent_id !== null) this.opts.agentOutcome(row.agent_id, true, row.leased_at === null ? null : now - row.leased_at);
     return this.finish({ row, status: "succeeded", result }, now);
   }
 
@@ -454,8 +462,10 @@ export class TaskStore {
     if (!row) throw new ApiError("not_found", `no task ${id}`);
     // Whoever may act for the agent holding the lease may settle it (a shared agent serves every tenant);
     // anyone else must at least see the task, and an agent credential only ever settles its own agents' leases.
-    const holder = row.status === "leased" && row.agent_id !== null && this.opts.mayActForAgent(principal, row.agent_id);
-    if (!holder && !principal.allTenants && row.tenant !== principal.tenant) throw new ApiError("not_found", `no task ${id}`);
+    const sees = principal.allTenants || row.tenant === principal.tenant;
+    // Asked only when it matters (another tenant's task, or an agent credential): it reads the agent's row.
+    const holder = (!sees || principal.agentOnly) && row.status === "leased" && row.agent_id !== null && this.opts.mayActForAgent(principal, row.agent_id);
+    if (!holder && !sees) throw new ApiError("not_found", `no task ${id}`);
     if (principal.agentOnly && !holder) {
       throw new ApiError("lease_lost", `task ${id} is not leased to an agent this credential registered`, { status: row.status });
     }
@@ -475,7 +485,7 @@ export class TaskStore {
   private failAttempt(row: TaskRow, cause: FailureCause, error: TaskError, retryable: boolean, now: number): TaskRecord {
     this.stats.count("failed", 1);
     // A lost agent is not its own fault's measure; a reported failure or an expired lease is.
-    if (cause !== "agent_lost" && row.agent_id !== null) this.opts.agentOutcome(row.agent_id, false, null, now);
+    if (cause !== "agent_lost" && row.agent_id !== null) this.opts.agentOutcome(row.agent_id, false, null);
     const outcome = afterFailedAttempt({
       attempts: row.attempts,
       maxAttempts: row.max_attempts,

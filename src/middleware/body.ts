@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { ApiError } from "../shared/errors";
+import { jsonDepth, MAX_JSON_DEPTH } from "../shared/json-depth";
 
 /** Bodies over 1 MiB get 413 (API.md, "Conventions"). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -39,11 +40,18 @@ export async function readJsonBody(c: Context): Promise<unknown> {
     throw new ApiError("invalid_request", "the request body is not valid UTF-8");
   }
   if (text.trim() === "") return {};
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text) as unknown;
   } catch {
     throw new ApiError("invalid_request", "the request body is not valid JSON", [{ field: "(body)", message: "expected a JSON document" }]);
   }
+  if (jsonDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new ApiError("invalid_request", `the request body nests deeper than ${MAX_JSON_DEPTH} levels`, [
+      { field: "(body)", message: `at most ${MAX_JSON_DEPTH} levels of nested objects and arrays` },
+    ]);
+  }
+  return body;
 }
 
 function tooLarge(): ApiError {

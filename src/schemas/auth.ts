@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ROLES } from "../security/permissions";
-import { PoolName, queryIntIn, Timestamp } from "./common";
+import { PoolName, queryIntIn, Timestamp, wellFormed } from "./common";
 
 export const TenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a tenant name is 1-63 characters of a-z, 0-9, _ and -");
 export const Role = z.enum(ROLES);
@@ -10,7 +10,7 @@ export const KeyParams = z.object({ tenant: TenantName, id: z.string().regex(/^[
 
 export const CreateKey = z
   .strictObject({
-    name: z.string().min(1).max(100),
+    name: wellFormed(z.string().min(1).max(100)),
     roles: z
       .array(Role)
       .min(1)

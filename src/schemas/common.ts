@@ -6,6 +6,13 @@ export const PoolName = z.string().regex(POOL_NAME, "a pool name is 1-63 charact
 export const AgentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "an agent id is 1-128 characters of A-Z, a-z, 0-9, _ . : -");
 export const TaskId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}\.(0|[1-9][0-9]{0,3})\.[A-Za-z0-9_-]{22}$/, "not a task id");
 
+/**
+ * Strings compared byte for byte later (idempotency keys, names): a lone UTF-16 surrogate would be stored as
+ * U+FFFD and never match again, so such strings are refused.
+ */
+export const wellFormed = <S extends z.ZodString>(schema: S) =>
+  schema.refine((s) => (s as string & { isWellFormed(): boolean }).isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
+
 /** Integers in a range, from JSON or from a query string. */
 export const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
 export const queryIntIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
-import { intIn, PoolName, queryIntIn, TaskId, Timestamp } from "./common";
+import { intIn, PoolName, queryIntIn, TaskId, Timestamp, wellFormed } from "./common";
 
 export const MAX_BATCH = 1000;
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
@@ -27,7 +27,7 @@ export const SubmitTask = z
     priority: intIn(0, 9).default(5).describe("0-9, higher first"),
     pool: PoolName.optional().describe("defaults to the part of type before the first dot"),
     requires: Requirements.optional(),
-    idempotencyKey: z.string().min(1).max(255).nullish(),
+    idempotencyKey: wellFormed(z.string().min(1).max(255)).nullish(),
     maxAttempts: intIn(1, 100).default(3),
     timeoutMs: intIn(1000, 3_600_000).default(30_000).describe("lease length"),
     delayMs: intIn(0, THIRTY_DAYS_MS).default(0),
