@@ -16,8 +16,8 @@ const force = process.argv.includes("--force");
  * assembly/asconfig.json); `release` / `debug` to one of them.
  */
 export const MODULES = [
-  { name: "similarity", entry: "assembly/similarity.ts", flags: [], release: [], debug: [] },
-  { name: "crdt", entry: "assembly/crdt/index.ts", flags: [], release: [], debug: [] },
+  { name: "similarity", entry: "assembly/similarity.ts", flags: ["--runtime", "minimal"], release: [], debug: ["--use", "ASC_RTRACE=1"] },
+  { name: "crdt", entry: "assembly/crdt/index.ts", flags: ["--runtime", "minimal", "--maximumMemory", "1024"], release: [], debug: ["--use", "ASC_RTRACE=1"] },
 ];
 
 function newest(dir) {
