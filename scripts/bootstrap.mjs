@@ -5,7 +5,7 @@
 // and writes .dev.vars with random local-only secrets when it does not exist.
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,10 +14,19 @@ const at = (...parts) => join(root, ...parts);
 const quiet = process.argv.includes("--quiet");
 const say = (msg) => quiet || console.log(`[daa] ${msg}`);
 
+/**
+ * Whether `npm ci` is needed: some dependency of package.json is missing from node_modules or installed at
+ * another version than the exact one pinned (every version in package.json is exact).
+ */
 function dependenciesStale() {
-  const installed = at("node_modules", ".package-lock.json");
-  if (!existsSync(installed) || !existsSync(at("node_modules", ".bin", "wrangler"))) return true;
-  return statSync(at("package-lock.json")).mtimeMs > statSync(installed).mtimeMs + 1000;
+  if (!existsSync(at("node_modules", ".bin", "wrangler"))) return true;
+  const pkg = JSON.parse(readFileSync(at("package.json"), "utf8"));
+  for (const [name, version] of Object.entries({ ...pkg.dependencies, ...pkg.devDependencies })) {
+    const manifest = at("node_modules", ...name.split("/"), "package.json");
+    if (!existsSync(manifest)) return true;
+    if (JSON.parse(readFileSync(manifest, "utf8")).version !== version) return true;
+  }
+  return false;
 }
 
 if (dependenciesStale()) {
