@@ -219,24 +219,48 @@ export class AgentStore {
   }
 
   /** The push candidates among these agents: with credits, room, and the data the strategies weigh. */
-  candidates(agentIds: Iterable<string>): (Candidate & { credits: number; room: number })[] {
-    const out: (Candidate & { credits: number; room: number })[] = [];
-    for (const agentId of agentIds) {
-      const row = this.row(agentId);
-      if (!row || row.credits <= 0) continue;
-      const room = this.room(row);
+  /**
+   * The push candidates among the connected agents: running, with credits and room, with what the strategies
+   * weigh. Two queries whatever the number of agents: the agents holding credits (a partial index), and the tasks
+   * in flight of those.
+   */
+  candidates(connected: ReadonlySet<string>): (Candidate & { credits: number; room: number; row: AgentRow })[] {
+    const rows = this.sql
+      .exec<AgentRow>("SELECT * FROM agents WHERE credits > 0 AND state = 'running'")
+      .toArray()
+      .filter((r) => connected.has(r.agent_id));
+    const inFlight = this.inFlightOf(rows.map((r) => r.agent_id));
+    const out: (Candidate & { credits: number; room: number; row: AgentRow })[] = [];
+    for (const row of rows) {
+      const held = inFlight.get(row.agent_id) ?? 0;
+      const room = Math.min(row.max_concurrency - held, breakerAllowance(row.breaker, held));
       if (room <= 0) continue;
-      const load = JSON.parse(row.load) as AgentLoad;
       out.push({
-        agentId,
-        inFlight: this.inFlight(agentId),
+        agentId: row.agent_id,
+        inFlight: held,
         maxConcurrency: row.max_concurrency,
         weight: weightOf({ cpu: row.cpu }),
-        currentLoad: load.currentLoad,
+        currentLoad: (JSON.parse(row.load) as AgentLoad).currentLoad,
         latencyMs: row.latency_ewma_ms,
         credits: row.credits,
         room,
+        row,
       });
+    }
+    return out;
+  }
+
+  /** Tasks in flight per agent, for many agents in one query per hundred. */
+  private inFlightOf(agentIds: readonly string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < agentIds.length; i += 100) {
+      const chunk = agentIds.slice(i, i + 100);
+      for (const r of this.sql.exec<{ agent_id: string; n: number }>(
+        `SELECT agent_id, count(*) AS n FROM tasks WHERE status = 'leased' AND agent_id IN (${chunk.map(() => "?").join(",")}) GROUP BY agent_id`,
+        ...chunk,
+      )) {
+        out.set(r.agent_id, r.n);
+      }
     }
     return out;
   }

@@ -186,11 +186,11 @@ export class PoolCore {
    * credits and room, it is leased up to a small quantum of tasks, and so on until no agent can take more or
    * nothing fits. Answers the leases per agent; each consumed a credit.
    */
-  dispatch(connected: Iterable<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
+  dispatch(connected: ReadonlySet<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
     const strategy = this.config().strategy;
     const out = new Map<string, LeasedTask[]>();
     // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
-    let candidates = this.agents.candidates(connected).map((c) => ({ ...c, fit: this.agents.fit(this.agents.row(c.agentId)!) }));
+    let candidates = this.agents.candidates(connected).map((c) => ({ ...c, fit: this.agents.fit(c.row) }));
     while (candidates.length > 0) {
       const chosen = pick(strategy, candidates, rr)!;
       const leased = this.tasks.lease(chosen.fit, Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM), now);

@@ -204,6 +204,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     });
     if (out.ok) {
       for (const ws of this.ctx.getWebSockets(agentId)) ws.close(CLOSE_AGENT_REMOVED, "the agent was deleted");
+      this.socketCache = null;
     }
     return out;
   }
@@ -299,6 +300,7 @@ export class PoolCoordinator extends DurableObject<Env> {
       actor: request.headers.get("x-daa-actor") ?? principal.actor,
       ip: request.headers.get("cf-connecting-ip"),
     } satisfies SocketAttachment);
+    this.socketCache = null;
     server.send(JSON.stringify({ type: "hello", agentId, heartbeatIntervalMs: opened.value }));
     await this.afterCommit();
     return new Response(null, { status: 101, webSocket: client });
@@ -362,6 +364,7 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   /** A closed socket is not a failure: the agent's leases stay until its heartbeats are missed. */
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.socketCache = null;
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
     } catch {
@@ -378,20 +381,31 @@ export class PoolCoordinator extends DurableObject<Env> {
    * The agents with an open WebSocket that may be pushed work: a socket whose credential expired is closed, and
    * one without a verified client certificate gets nothing in a pool that requires it.
    */
-  private connectedAgents(core: PoolCore): string[] {
+  private connectedAgents(core: PoolCore): Set<string> {
     const now = this.clock();
     const certRequired = core.config().requireClientCert;
     const agents = new Set<string>();
-    for (const ws of this.ctx.getWebSockets()) {
-      const { agentId, principal } = ws.deserializeAttachment() as SocketAttachment;
+    for (const [ws, { agentId, principal }] of this.sockets()) {
       if (expired(principal, now)) {
         ws.close(CLOSE_CREDENTIAL_EXPIRED, "the credential expired; reconnect with a fresh token");
+        this.socketCache = null;
         continue;
       }
       if (certRequired && !principal.certVerified) continue;
       agents.add(agentId);
     }
-    return [...agents];
+    return agents;
+  }
+
+  /**
+   * The open sockets and what they remember, read from the runtime once and kept until a socket opens or
+   * closes (after hibernation the object starts without it and reads it again).
+   */
+  private socketCache: Map<WebSocket, SocketAttachment> | null = null;
+
+  private sockets(): Map<WebSocket, SocketAttachment> {
+    this.socketCache ??= new Map(this.ctx.getWebSockets().map((ws) => [ws, ws.deserializeAttachment() as SocketAttachment]));
+    return this.socketCache;
   }
 
   /** Audit records of socket traffic gather for a moment and go to each tenant's log in one append. */
@@ -439,14 +453,18 @@ export class PoolCoordinator extends DurableObject<Env> {
         this.dispatchAgain = false;
         if (!this.core) break;
         const connected = this.connectedAgents(this.core);
-        if (connected.length === 0) break;
+        if (connected.size === 0) break;
         const pushed = this.apply(false, (core, now) => core.dispatch(connected, this.roundRobin, now));
         if (!pushed.ok || pushed.value.size === 0) break;
         for (const [agentId, tasks] of pushed.value) {
           const opened = await openTasks(this.env as Env & OptionalSecrets, tasks);
           const socket = this.ctx.getWebSockets(agentId)[0];
-          // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
-          socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+          try {
+            socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+          } catch (err) {
+            // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
+            console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
+          }
           if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
         }
         await this.rearmAlarm();

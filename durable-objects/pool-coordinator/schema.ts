@@ -139,6 +139,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE agents ADD COLUMN latency_ewma_ms REAL;
   ALTER TABLE tasks ADD COLUMN leased_at INTEGER;
   `,
+  /* 5: finding the agents that hold credits (push candidates) without reading every agent */ `
+  CREATE INDEX agents_with_credits ON agents (agent_id) WHERE credits > 0;
+  `,
 ];
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */
