@@ -59,11 +59,13 @@ const todo = Array.from({ length: Math.ceil(TASKS / BATCH) }, (_, i) => Math.min
 await Promise.all(Array.from({ length: 4 }, async () => {
   for (let n = todo.pop(); n !== undefined; n = todo.pop()) await call("POST", "/v1/tasks/batch", { tasks: Array.from({ length: n }, () => ({ type: "bench.noop", pool, payload: {} })) });
 }));
-for (;;) {
-  const stats = await call("GET", `/v1/pools/${pool}`);
-  if (stats.queue.succeeded >= TASKS) break;
-  await new Promise((r) => setTimeout(r, 100));
-}
+// Done is counted by the agents themselves, so the check does not depend on the mesh's own counters.
+const handled = async (): Promise<number> =>
+  (await Promise.all(children.map((c) => new Promise<number>((resolve) => {
+    c.once("message", (m) => resolve((m as { done: number }).done));
+    c.send({ cmd: "report" });
+  })))).reduce((a, b) => a + b, 0);
+while ((await handled()) < TASKS) await new Promise((r) => setTimeout(r, 100));
 const seconds = (performance.now() - started) / 1000;
 const { profile } = await send("Profiler.stop");
 if (values.out) writeFileSync(values.out, JSON.stringify(profile));
