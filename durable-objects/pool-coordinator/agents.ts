@@ -41,6 +41,8 @@ export class AgentStore {
     private readonly pool: string,
     private readonly inFlight: (agentId: string) => number,
     private readonly config: () => PoolConfig,
+    /** Told of every timer set, so the coordinator can move its alarm without reading the timers back. */
+    private readonly onTimer: (at: number | null) => void = () => undefined,
   ) {}
 
   /**
@@ -102,6 +104,21 @@ export class AgentStore {
    * and a failed agent steps back through recovering to running.
    */
   seen(agentId: string, load: AgentLoad | null, now: number): boolean {
+    // The common case in one write: a running agent with a closed breaker only moves its failure deadline.
+    const config = this.config();
+    const deadline = now + config.heartbeatIntervalMs * config.missedHeartbeats;
+    const fast = this.sql.exec(
+      "UPDATE agents SET last_heartbeat_at = ?1, load = coalesce(?2, load), timer_at = ?3 WHERE agent_id = ?4 AND state = 'running' AND breaker = 'closed'",
+      now,
+      load === null ? null : JSON.stringify(load),
+      deadline,
+      agentId,
+    );
+    fast.toArray();
+    if (fast.rowsWritten > 0) {
+      this.onTimer(deadline);
+      return false;
+    }
     const row = this.row(agentId);
     if (!row) return false;
     this.sql.exec(
@@ -124,6 +141,7 @@ export class AgentStore {
       this.config(),
     );
     this.sql.exec("UPDATE agents SET timer_at = ? WHERE agent_id = ?", at, agentId);
+    this.onTimer(at);
   }
 
   /**

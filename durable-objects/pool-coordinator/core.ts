@@ -6,7 +6,7 @@ import { LaneStore } from "./lanes";
 import { pick, type RoundRobinState } from "./balancing";
 import { migrate } from "./schema";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
-import { TaskStore, type SubmitOutcome } from "./tasks";
+import { noteTimer, TaskStore, type SubmitOutcome } from "./tasks";
 import { nextAlarmAt } from "./timers";
 import {
   TASK_STATUSES,
@@ -59,7 +59,13 @@ export class PoolCore {
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
       agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
     });
-    this.agents = new AgentStore(sql, pool, (agentId) => this.tasks.inFlight(agentId), () => this.config());
+    this.agents = new AgentStore(
+      sql,
+      pool,
+      (agentId) => this.tasks.inFlight(agentId),
+      () => this.config(),
+      (at) => noteTimer(this.tasks.effects, at),
+    );
   }
 
   /** Creates or upgrades the schema and records when the pool began. Call inside a transaction. */
@@ -114,8 +120,17 @@ export class PoolCore {
 
   /** Records that a tenant uses this pool (its first write). Call inside a transaction. */
   touch(principal: Principal, now: number): void {
-    this.sql.exec("INSERT OR IGNORE INTO tenants (tenant, first_at) VALUES (?, ?)", principal.tenant, now);
+    if (this.knownTenants.has(principal.tenant)) return;
+    const cursor = this.sql.exec("INSERT OR IGNORE INTO tenants (tenant, first_at) VALUES (?, ?)", principal.tenant, now);
+    cursor.toArray();
+    if (cursor.rowsWritten > 0) this.unlisted = true;
+    this.knownTenants.add(principal.tenant);
   }
+
+  /** Tenants known to be in the tenants table (a cache: a first write of each tenant is looked at once). */
+  private readonly knownTenants = new Set<string>();
+  /** Whether some tenant may wait to be listed in the directory; rechecked from the table when true. */
+  unlisted = true;
 
   /**
    * Pool-level reads (stats, task lists, agents, config) answer 404 to a tenant that never used the pool, as if
@@ -127,7 +142,10 @@ export class PoolCore {
   }
 
   unlistedTenants(): string[] {
-    return this.sql.exec<{ tenant: string }>("SELECT tenant FROM tenants WHERE listed = 0").toArray().map((r) => r.tenant);
+    if (!this.unlisted) return [];
+    const tenants = this.sql.exec<{ tenant: string }>("SELECT tenant FROM tenants WHERE listed = 0").toArray().map((r) => r.tenant);
+    if (tenants.length === 0) this.unlisted = false;
+    return tenants;
   }
 
   markListed(tenant: string): void {

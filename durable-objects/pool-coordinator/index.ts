@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
-import { ApiError, ERROR_STATUS, ok, type Outcome } from "../../src/shared/errors";
+import { ApiError, ERROR_STATUS, ok, type ErrorBody, type Outcome } from "../../src/shared/errors";
 import { presentLeased } from "../../src/presenters";
 import { openTasks } from "../../src/security/sealing";
 import type { RoundRobinState } from "./balancing";
-import { frame, parseFrame, settlementsOf } from "./protocol";
+import { frame, parseFrame, settlementsOf, type AgentMessage } from "./protocol";
 import type { PoolConfigPatch } from "./config";
-import { PoolCore, poolNotFound } from "./core";
+import { LISTING_RETRY_MS, PoolCore, poolNotFound } from "./core";
 import type { OptionalSecrets } from "../../src/env";
 import { encryptField, keyringFromEnv } from "../../src/security/keyring";
 import { parseShardName } from "./ids";
@@ -34,6 +34,53 @@ import type {
 import { KeyedSignals, WaitList } from "./waiters";
 import type { AuditEntry } from "../audit-log/chain";
 import { recordAuditBatch } from "../../src/security/audit";
+
+/** A frame waiting for the next group commit. */
+interface PendingFrame {
+  ws: WebSocket;
+  attachment: SocketAttachment;
+  messages: AgentMessage[];
+}
+
+type FrameOutcome =
+  | { ok: true; results: SettlementResult[]; state: { state: string; heartbeatIntervalMs: number } | null }
+  | { ok: false; error: ErrorBody };
+
+/**
+ * Applies one agent frame inside the group's transaction: a sign of life, credits, then its settlements in order.
+ * A refusal of the whole frame (no client certificate) is thrown before it writes anything, so it is answered
+ * without undoing the other frames of the group.
+ */
+function applyFrame(core: PoolCore, f: PendingFrame, sealed: Settlement[], now: number): FrameOutcome {
+  const { agentId, principal } = f.attachment;
+  let load: AgentLoad | null = null;
+  let credits = 0;
+  let heartbeat = false;
+  for (const m of f.messages) {
+    if (m.type === "heartbeat") {
+      heartbeat = true;
+      if (m.load) load = m.load;
+    }
+    if (m.type === "ready") credits += m.credits;
+  }
+  let results: SettlementResult[];
+  try {
+    results = sealed.length > 0 ? core.settle(principal, sealed, now) : [];
+  } catch (err) {
+    if (err instanceof ApiError) return { ok: false, error: err.toBody() };
+    throw err;
+  }
+  // Every frame is a sign of life.
+  core.seen(agentId, load, now);
+  if (credits > 0) {
+    core.agents.addCredits(agentId, credits);
+    core.tasks.effects.agentsChanged = true;
+  }
+  // A heartbeat is answered with the agent's state and the interval to keep (an extension of the protocol): an
+  // agent on a socket learns a new interval, or that it was told to terminate, without an HTTP call.
+  const state = heartbeat ? { state: core.agents.row(agentId)?.state ?? "terminating", heartbeatIntervalMs: core.config().heartbeatIntervalMs } : null;
+  return { ok: true, results, state };
+}
 
 function expired(principal: Principal, now: number): boolean {
   return principal.expiresAt !== undefined && principal.expiresAt !== null && now >= principal.expiresAt;
@@ -84,6 +131,8 @@ export class PoolCoordinator extends DurableObject<Env> {
       // A pool that was never written to has no tables; reads of it answer 404 without creating any.
       if (schemaExists(ctx.storage.sql)) {
         this.open();
+        // Re-arm from the timers themselves: an alarm may have been lost with the process.
+        await this.rearmAlarm();
         await this.afterCommit();
       }
     });
@@ -306,11 +355,15 @@ export class PoolCoordinator extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /** One frame of an agent: its messages are applied in one transaction, answered in one frame. */
+  /**
+   * One frame of an agent. Frames are applied in groups: those that arrive while one group commits wait for the
+   * next, and every frame of a group (of any number of agents) is applied in one transaction, because what a
+   * Durable Object pays per write is the commit, not the statement (group commit). Each frame is still answered in
+   * one frame of its own, and a frame refused as a whole (no certificate) does not affect the others.
+   */
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const attachment = ws.deserializeAttachment() as SocketAttachment;
-    const { agentId, principal } = attachment;
-    if (expired(principal, this.clock())) {
+    if (expired(attachment.principal, this.clock())) {
       // A socket lives no longer than the credential that opened it.
       ws.close(CLOSE_CREDENTIAL_EXPIRED, "the credential expired; reconnect with a fresh token");
       return;
@@ -320,46 +373,53 @@ export class PoolCoordinator extends DurableObject<Env> {
       ws.send(JSON.stringify({ type: "error", id: null, error: { code: "invalid_request", message: parsed.message, details: parsed.details } }));
       return;
     }
-    const sealed = await this.sealResults(settlementsOf(parsed.messages));
-    let load: AgentLoad | null = null;
-    let credits = 0;
-    let heartbeat = false;
-    for (const m of parsed.messages) {
-      if (m.type === "heartbeat") {
-        heartbeat = true;
-        if (m.load) load = m.load;
+    this.inbox.push({ ws, attachment, messages: parsed.messages });
+    this.draining ??= this.drainInbox();
+    await this.draining;
+  }
+
+  private readonly inbox: PendingFrame[] = [];
+  private draining: Promise<void> | null = null;
+
+  private async drainInbox(): Promise<void> {
+    try {
+      // Let the frames already on their way join this group.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      while (this.inbox.length > 0) {
+        const frames = this.inbox.splice(0);
+        const sealed = await Promise.all(frames.map((f) => this.sealResults(settlementsOf(f.messages))));
+        const applied = this.apply(false, (core, now) => frames.map((f, i) => applyFrame(core, f, sealed[i]!, now)));
+        frames.forEach((f, i) => {
+          if (!applied.ok) {
+            f.ws.send(JSON.stringify({ type: "error", id: null, error: applied.error }));
+            return;
+          }
+          const outcome = applied.value[i]!;
+          if (!outcome.ok) {
+            f.ws.send(JSON.stringify({ type: "error", id: null, error: outcome.error }));
+            return;
+          }
+          const replies: object[] = outcome.results.map((r) =>
+            "error" in r
+              ? { type: "error", id: r.id, error: r.error }
+              : { type: "ack", id: r.id, status: r.status, ...(r.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() }) },
+          );
+          if (outcome.state) replies.push({ type: "heartbeat", ...outcome.state });
+          try {
+            if (replies.length > 0) f.ws.send(frame(replies));
+          } catch (err) {
+            console.warn(`agent ${f.attachment.agentId}: could not answer a frame`, err);
+          }
+          if (sealed[i]!.length > 0) {
+            const refused = outcome.results.filter((r) => "error" in r).length;
+            this.auditLater(f.attachment, "task.settle", sealed[i]!.map((s) => s.id), refused === 0 ? "success" : `${refused} refused`);
+          }
+        });
+        await this.afterCommit();
       }
-      if (m.type === "ready") credits += m.credits;
+    } finally {
+      this.draining = null;
     }
-    const applied = this.apply(false, (core, now) => {
-      // Every frame is a sign of life.
-      core.seen(agentId, load, now);
-      if (credits > 0) {
-        core.agents.addCredits(agentId, credits);
-        core.tasks.effects.agentsChanged = true;
-      }
-      const results = sealed.length > 0 ? core.settle(principal, sealed, now) : [];
-      // A heartbeat is answered with the agent's state and the interval to keep (an extension of the protocol):
-      // an agent on a socket learns a new interval, or that it was told to terminate, without an HTTP call.
-      const state = heartbeat ? { state: core.agents.row(agentId)?.state ?? "terminating", heartbeatIntervalMs: core.config().heartbeatIntervalMs } : null;
-      return { results, state };
-    });
-    if (!applied.ok) {
-      ws.send(JSON.stringify({ type: "error", id: null, error: applied.error }));
-    } else {
-      const replies: object[] = applied.value.results.map((r) =>
-        "error" in r
-          ? { type: "error", id: r.id, error: r.error }
-          : { type: "ack", id: r.id, status: r.status, ...(r.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() }) },
-      );
-      if (applied.value.state) replies.push({ type: "heartbeat", ...applied.value.state });
-      if (replies.length > 0) ws.send(frame(replies));
-      if (sealed.length > 0) {
-        const refused = applied.value.results.filter((r) => "error" in r).length;
-        this.auditLater(attachment, "task.settle", sealed.map((s) => s.id), refused === 0 ? "success" : `${refused} refused`);
-      }
-    }
-    await this.afterCommit();
   }
 
   /** A closed socket is not a failure: the agent's leases stay until its heartbeats are missed. */
@@ -467,7 +527,7 @@ export class PoolCoordinator extends DurableObject<Env> {
           }
           if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
         }
-        await this.rearmAlarm();
+        await this.moveAlarm(this.core.tasks.effects.earliestTimer);
       } while (this.dispatchAgain);
     } finally {
       this.dispatching = false;
@@ -484,6 +544,8 @@ export class PoolCoordinator extends DurableObject<Env> {
       if (!handled.ok || handled.value < ALARM_BATCH) break;
     }
     await this.afterCommit();
+    // The alarm that ran is gone: arm the next from the timers themselves.
+    await this.rearmAlarm();
   }
 
   // ---- the shell ------------------------------------------------------------------------------------------
@@ -514,6 +576,8 @@ export class PoolCoordinator extends DurableObject<Env> {
       return ok(
         this.ctx.storage.transactionSync(() => {
           const value = fn(target, now);
+          // Terminating agents that gave up their last lease leave in the same commit.
+          if (target.tasks.effects.released.size > 0) target.agents.reapTerminating(target.tasks.effects.released);
           target.flush(now);
           return value;
         }),
@@ -550,18 +614,24 @@ export class PoolCoordinator extends DurableObject<Env> {
     const core = this.core;
     if (!core) return;
     const effects = core.tasks.takeEffects();
-    if (effects.released.size > 0) {
-      this.ctx.storage.transactionSync(() => core.agents.reapTerminating(effects.released));
-    }
     this.resultSignals.signal(effects.finished);
     const wake = effects.ready || effects.released.size > 0 || effects.agentsChanged;
     if (wake && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
-    await this.rearmAlarm();
+    // The change says which timer it set earliest; the alarm moves only if that is sooner (no need to read the
+    // timers back after every commit).
+    await this.moveAlarm(effects.earliestTimer);
     for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
     if (wake) await this.dispatch();
   }
 
-  /** Moves the alarm earlier when a new timer needs it. */
+  private async moveAlarm(at: number | null): Promise<void> {
+    if (at !== null && needsRearm(this.armedAt, at)) {
+      await this.ctx.storage.setAlarm(at);
+      this.armedAt = at;
+    }
+  }
+
+  /** Moves the alarm earlier when a timer needs it, reading the earliest of every timer. */
   private async rearmAlarm(): Promise<void> {
     const core = this.core;
     if (!core) return;
@@ -580,6 +650,8 @@ export class PoolCoordinator extends DurableObject<Env> {
     } catch (err) {
       // The alarm retries (PoolCore.nextTimer keeps a timer while a tenant is unlisted).
       console.warn(`pool ${core.pool}: could not reach the directory`, err);
+      core.unlisted = true;
+      await this.moveAlarm(this.clock() + LISTING_RETRY_MS);
     }
   }
 

@@ -17,10 +17,18 @@ export interface Effects {
   released: Set<string>;
   /** An agent registered or changed state: it may now take work. */
   agentsChanged: boolean;
+  /** The earliest timer this change set (the alarm must not be later), or null when it set none. */
+  earliestTimer: number | null;
 }
 
 export function emptyEffects(): Effects {
-  return { ready: false, finished: new Set(), released: new Set(), agentsChanged: false };
+  return { ready: false, finished: new Set(), released: new Set(), agentsChanged: false, earliestTimer: null };
+}
+
+/** Notes a timer a change set, so the coordinator can move its alarm without reading every timer back. */
+export function noteTimer(effects: Effects, at: number | null | undefined): void {
+  if (at === null || at === undefined) return;
+  if (effects.earliestTimer === null || at < effects.earliestTimer) effects.earliestTimer = at;
 }
 
 export interface TaskStoreOptions {
@@ -179,6 +187,7 @@ export class TaskStore {
       this.effects.finished.add(row.id);
     }
     if (status === "queued") this.effects.ready = true;
+    noteTimer(this.effects, timerAt);
     return this.record(row);
   }
 
@@ -260,21 +269,26 @@ export class TaskStore {
         .toArray(),
     );
     const chosen = mergeReady(heads, n);
+    if (chosen.length === 0) return [];
+    // One statement for the whole lease: each task gets its own fresh token.
+    const tokens = new Map(chosen.map(({ seq }) => [seq, randomToken(16)]));
+    const rows = this.sql
+      .exec<TaskRow>(
+        `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = ?1, lease_token = v.token,
+           lease_expires_at = ?2 + timeout_ms, timer_at = ?2 + timeout_ms, updated_at = ?2, leased_at = ?2
+         FROM (SELECT value ->> '$.seq' AS seq, value ->> '$.token' AS token FROM json_each(?3)) AS v
+         WHERE tasks.seq = v.seq RETURNING *`,
+        agent.agentId,
+        now,
+        JSON.stringify(chosen.map(({ seq }) => ({ seq, token: tokens.get(seq) }))),
+      )
+      .toArray();
+    const bySeq = new Map(rows.map((r) => [r.seq, r]));
     const leased: LeasedTask[] = [];
     for (const { seq } of chosen) {
-      const token = randomToken(16);
-      const row = this.sql
-        .exec<TaskRow>(
-          `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = ?1, lease_token = ?2,
-             lease_expires_at = ?3 + timeout_ms, timer_at = ?3 + timeout_ms, updated_at = ?3, leased_at = ?3
-           WHERE seq = ?4 RETURNING *`,
-          agent.agentId,
-          token,
-          now,
-          seq,
-        )
-        .one();
-      leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: token, leaseExpiresAt: row.lease_expires_at! });
+      const row = bySeq.get(seq)!;
+      leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: row.lease_token!, leaseExpiresAt: row.lease_expires_at! });
+      noteTimer(this.effects, row.lease_expires_at);
     }
     this.stats.count("leased", leased.length);
     return leased;
@@ -298,6 +312,7 @@ export class TaskStore {
     const row = this.holding(principal, id, leaseToken, now);
     const expiresAt = now + (extendMs ?? row.timeout_ms);
     this.sql.exec("UPDATE tasks SET lease_expires_at = ?1, timer_at = ?1, updated_at = ?2 WHERE seq = ?3", expiresAt, now, row.seq);
+    noteTimer(this.effects, expiresAt);
     return expiresAt;
   }
 
@@ -306,7 +321,16 @@ export class TaskStore {
    * or expired lease) is refused before it writes anything, so it is reported and the others still apply.
    */
   settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {
+    // The completions of a batch whose tasks are all distinct settle in one statement; whatever that does not
+    // settle (an expired or stale lease, a task of another tenant held by a shared agent, ...) goes through the
+    // exact path below, which also gives the precise error. With distinct tasks the order does not matter.
+    const settled = new Set<string>();
+    const completes = items.filter((i): i is Extract<Settlement, { action: "complete" }> => i.action === "complete");
+    if (completes.length > 1 && new Set(items.map((i) => i.id)).size === items.length) {
+      for (const id of this.completeMany(principal, completes, now)) settled.add(id);
+    }
     return items.map((item): SettlementResult => {
+      if (settled.has(item.id)) return { id: item.id, status: "succeeded" };
       try {
         switch (item.action) {
           case "complete":
@@ -323,6 +347,71 @@ export class TaskStore {
         throw err;
       }
     });
+  }
+
+  /**
+   * Completes many leased tasks in one UPDATE, for the cases the rule is plain: the current, unexpired lease of a
+   * task the principal sees by tenant (and, for an agent credential, held by one of its agents). Answers the ids
+   * it completed; the caller settles the others one by one.
+   */
+  private completeMany(principal: Principal, items: readonly Extract<Settlement, { action: "complete" }>[], now: number): string[] {
+    const retention = this.opts.retentionMs();
+    const done = this.sql
+      .exec<{ seq: number; id: string; agent_id: string | null; created_at: number; leased_at: number | null }>(
+        `UPDATE tasks SET status = 'succeeded', result = v.result, error = NULL, lease_token = NULL, lease_expires_at = NULL,
+           pending_deps = 0, finished_at = ?1, timer_at = ?2, updated_at = ?1
+         FROM (SELECT value ->> '$.id' AS id, value ->> '$.token' AS token, value ->> '$.result' AS result FROM json_each(?3)) AS v
+         WHERE tasks.id = v.id AND +tasks.status = 'leased' AND tasks.lease_token = v.token AND tasks.lease_expires_at > ?1
+           AND (?4 = 1 OR tasks.tenant = ?5)
+           AND (?6 = 0 OR tasks.agent_id IN (SELECT agent_id FROM agents WHERE registered_by = ?7))
+         RETURNING tasks.seq, tasks.id, tasks.agent_id, tasks.created_at, tasks.leased_at`,
+        now,
+        now + retention,
+        JSON.stringify(items.map((i) => ({ id: i.id, token: i.leaseToken, result: i.result }))),
+        principal.allTenants ? 1 : 0,
+        principal.tenant,
+        principal.agentOnly ? 1 : 0,
+        principal.actor,
+      )
+      .toArray();
+    if (done.length === 0) return [];
+    this.stats.count("succeeded", done.length);
+    this.stats.recordDurations(done.map((r) => now - r.created_at));
+    noteTimer(this.effects, now + retention);
+    for (const r of done) {
+      this.effects.finished.add(r.id);
+      if (r.agent_id !== null) {
+        this.effects.released.add(r.agent_id);
+        this.opts.agentOutcome(r.agent_id, true, r.leased_at === null ? null : now - r.leased_at);
+      }
+    }
+    // Tasks waiting on these move on (rare: most tasks have no dependents).
+    const dependents = this.sql
+      .exec<{ dep_seq: number; task_seq: number }>(
+        "DELETE FROM task_deps WHERE dep_seq IN (SELECT value FROM json_each(?)) RETURNING dep_seq, task_seq",
+        JSON.stringify(done.map((r) => r.seq)),
+      )
+      .toArray()
+      .sort((a, b) => a.task_seq - b.task_seq || a.dep_seq - b.dep_seq);
+    for (const { task_seq } of dependents) this.dependencySucceeded(task_seq, now);
+    return done.map((r) => r.id);
+  }
+
+  /** One of a waiting task's dependencies succeeded: one fewer to wait for, and queued once none is left. */
+  private dependencySucceeded(seq: number, now: number): void {
+    const dependent = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq = ?", seq).one();
+    const pending = dependent.pending_deps - 1;
+    const ready = pending === 0 && (dependent.run_after === null || dependent.run_after <= now);
+    this.sql.exec(
+      "UPDATE tasks SET pending_deps = ?1, status = ?2, timer_at = ?3, updated_at = ?4 WHERE seq = ?5",
+      pending,
+      ready ? "queued" : "waiting",
+      ready || dependent.run_after === null ? null : dependent.run_after,
+      now,
+      dependent.seq,
+    );
+    if (ready) this.effects.ready = true;
+    else noteTimer(this.effects, dependent.run_after);
   }
 
   cancel(principal: Principal, id: string, now: number): TaskRecord {
@@ -510,6 +599,7 @@ export class TaskStore {
       )
       .one();
     if (outcome.status === "queued") this.effects.ready = true;
+    noteTimer(this.effects, runAfter);
     return this.record(updated);
   }
 
@@ -535,6 +625,7 @@ export class TaskStore {
         )
         .one();
       answer ??= this.record(updated);
+      noteTimer(this.effects, now + retention);
       if (row.status === "leased" && row.agent_id !== null) this.effects.released.add(row.agent_id);
       this.effects.finished.add(row.id);
       this.stats.count(status, 1);
@@ -546,22 +637,12 @@ export class TaskStore {
         .map((r) => r.task_seq)
         .sort((a, b) => a - b);
       for (const seq of dependentSeqs) {
-        const dependent = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq = ?", seq).one();
-        if (status !== "succeeded") {
-          work.push({ row: dependent, status: "dead", error: dependencyError(updated) });
+        if (status === "succeeded") {
+          this.dependencySucceeded(seq, now);
           continue;
         }
-        const pending = dependent.pending_deps - 1;
-        const ready = pending === 0 && (dependent.run_after === null || dependent.run_after <= now);
-        this.sql.exec(
-          "UPDATE tasks SET pending_deps = ?1, status = ?2, timer_at = ?3, updated_at = ?4 WHERE seq = ?5",
-          pending,
-          ready ? "queued" : "waiting",
-          ready || dependent.run_after === null ? null : dependent.run_after,
-          now,
-          dependent.seq,
-        );
-        if (ready) this.effects.ready = true;
+        const dependent = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE seq = ?", seq).one();
+        work.push({ row: dependent, status: "dead", error: dependencyError(updated) });
       }
     }
     return answer!;
