@@ -16,8 +16,9 @@
 //   node bench/dispatch.ts [--quick] [--tasks N] [--workers W] [--concurrency C] [--batch B]
 //
 // The last line printed is one JSON object with the results.
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -56,6 +57,17 @@ const cleanups: (() => Promise<void>)[] = [];
 
 function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }
 
 function forkWorker(script: string, args: string[]): Promise<ChildProcess> {
@@ -151,10 +163,18 @@ async function redisDriver(aof: boolean): Promise<Driver> {
   const redis = spawn("redis-server", args, { stdio: ["ignore", "ignore", "inherit"] });
   children.push(redis);
   cleanups.push(async () => {
-    redis.kill("SIGTERM");
-    await new Promise((r) => redis.once("exit", r));
+    if (redis.exitCode === null && redis.signalCode === null) {
+      const exited = new Promise((r) => redis.once("exit", r));
+      redis.kill("SIGTERM");
+      await exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   });
+  // Connect only once redis listens (a Queue that dials too early logs ECONNREFUSED).
+  for (let i = 0; !(await canConnect(port)); i++) {
+    if (i > 100) throw new Error(`redis-server did not listen on port ${port} within 10 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const queues = new Map<string, Queue>();
   const queueOf = (name: string): Queue => {
     let q = queues.get(name);
@@ -231,6 +251,9 @@ async function latency(driver: Driver, workers: ChildProcess[], queue: string, r
 }
 
 async function main(): Promise<void> {
+  if (spawnSync("redis-server", ["--version"]).error) {
+    throw new Error("redis-server is not installed; BullMQ needs it (Debian: apt-get install redis-server)");
+  }
   console.log(`machine  ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`plan     ${TASKS} tasks per system, batches of ${BATCH}, ${SUBMITTERS} submitting loops, ${WORKERS} worker processes x concurrency ${CONCURRENCY}`);
   const systems: System[] = ["mesh", "bullmq", "bullmq_aof"];
@@ -282,6 +305,8 @@ async function main(): Promise<void> {
 }
 
 async function cleanup(): Promise<void> {
+  // Whatever happens while stopping, the results are printed and the process ends.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 15_000).unref();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 }

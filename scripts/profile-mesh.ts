@@ -94,6 +94,20 @@ const show = (m: Map<string, number>, k: number) =>
 console.log(`\nsamples ${total}, ${idleKeys.map((k) => `${k} ${(([...self.entries()].filter(([n]) => n.startsWith(k)).reduce((a, [, v]) => a + v, 0) / total) * 100).toFixed(1)}%`).join(", ")}`);
 console.log("\nself time by function:");
 show(self, 40);
+// Native SQL time (exec, toArray, one, next) charged to the function that ran the statement.
+const parent = new Map<number, number>();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const sqlByCaller = new Map<string, number>();
+for (const [id, n] of counts) {
+  const cf = byNode.get(id).callFrame;
+  if (cf.url || !["exec", "toArray", "one", "next"].includes(cf.functionName)) continue;
+  let p = parent.get(id);
+  while (p !== undefined && !byNode.get(p).callFrame.url) p = parent.get(p);
+  const caller = p === undefined ? "(unknown)" : `${byNode.get(p).callFrame.functionName || "(anonymous)"}:${byNode.get(p).callFrame.lineNumber + 1}`;
+  sqlByCaller.set(caller, (sqlByCaller.get(caller) ?? 0) + n);
+}
+console.log("\nSQL time by caller:");
+show(sqlByCaller, 15);
 console.log("\nself time by file:");
 show(byFile, 20);
 ws.close();

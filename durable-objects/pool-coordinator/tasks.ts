@@ -98,7 +98,25 @@ export class TaskStore {
     const quota = this.opts.maxUnfinishedPerTenant();
     let unfinished = this.unfinishedOf(principal.tenant);
     const problems: { index: number; field: string; message: string }[] = [];
+    // Plain tasks (no idempotency key, no dependencies) are inserted many per statement; the buffer is written
+    // before any other task, so seq (the FIFO order) still follows the input order.
+    let plain: TaskInput[] = [];
+    const flushPlain = () => {
+      if (plain.length === 0) return;
+      if (problems.length === 0) {
+        for (const task of this.insertPlain(principal.tenant, plain, now)) out.push({ task, created: true });
+        submitted += plain.length;
+        unfinished += plain.length;
+        if (unfinished > quota) throw this.quotaExceeded(principal.tenant, quota);
+      }
+      plain = [];
+    };
     for (const [index, input] of inputs.entries()) {
+      if (input.idempotencyKey === null && input.dependsOn.length === 0) {
+        plain.push(input);
+        continue;
+      }
+      flushPlain();
       if (input.idempotencyKey !== null) {
         const existing = this.sql
           .exec<TaskRow>("SELECT * FROM tasks WHERE tenant = ? AND idempotency_key = ?", principal.tenant, input.idempotencyKey)
@@ -122,19 +140,75 @@ export class TaskStore {
       const task = this.insert(principal.tenant, { ...input, dependsOn }, deps, now);
       out.push({ task, created: true });
       submitted++;
-      if (!isFinal(task.status) && ++unfinished > quota) {
-        throw new ApiError("rate_limited", `tenant ${principal.tenant} may have at most ${quota} unfinished tasks in pool ${this.opts.pool}`, {
-          scope: "quota",
-          quota,
-          retryAfterSeconds: QUOTA_RETRY_SECONDS,
-        });
-      }
+      if (!isFinal(task.status) && ++unfinished > quota) throw this.quotaExceeded(principal.tenant, quota);
     }
+    flushPlain();
     if (problems.length > 0) {
       throw new ApiError("invalid_request", "dependsOn must name existing tasks of the same pool and tenant", problems);
     }
     this.stats.count("submitted", submitted);
     return out;
+  }
+
+  private quotaExceeded(tenant: string, quota: number): ApiError {
+    return new ApiError("rate_limited", `tenant ${tenant} may have at most ${quota} unfinished tasks in pool ${this.opts.pool}`, {
+      scope: "quota",
+      quota,
+      retryAfterSeconds: QUOTA_RETRY_SECONDS,
+    });
+  }
+
+  /**
+   * Inserts tasks without idempotency keys or dependencies in one statement, in input order (seq follows the
+   * order of the JSON array). They are queued, or waiting for their delay. The records are built from what was
+   * written, so nothing is read back.
+   */
+  private insertPlain(tenant: string, inputs: readonly TaskInput[], now: number): TaskRecord[] {
+    const rows: TaskRow[] = inputs.map((input) => {
+      const runAfter = input.delayMs > 0 ? now + input.delayMs : null;
+      return {
+        seq: 0,
+        id: newTaskId(this.opts.pool, this.opts.shard),
+        lane: this.lanes.resolve(tenant, input.requires).id,
+        tenant,
+        type: input.type,
+        status: runAfter === null ? "queued" : "waiting",
+        priority: input.priority,
+        payload: input.payload,
+        attempts: 0,
+        max_attempts: input.maxAttempts,
+        timeout_ms: input.timeoutMs,
+        idempotency_key: null,
+        depends_on: "[]",
+        pending_deps: 0,
+        result: null,
+        error: null,
+        agent_id: null,
+        lease_token: null,
+        lease_expires_at: null,
+        run_after: runAfter,
+        timer_at: runAfter,
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+        leased_at: null,
+      };
+    });
+    this.sql.exec(
+      `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
+         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
+       SELECT value ->> '$[0]', value ->> '$[1]', ?2, value ->> '$[2]', value ->> '$[3]', value ->> '$[4]', value ->> '$[5]',
+         value ->> '$[6]', value ->> '$[7]', NULL, '[]', 0, NULL, value ->> '$[8]', value ->> '$[8]', ?3, ?3, NULL
+       FROM json_each(?1) ORDER BY key`,
+      JSON.stringify(rows.map((r) => [r.id, r.lane, r.type, r.status, r.priority, r.payload, r.max_attempts, r.timeout_ms, r.run_after])),
+      tenant,
+      now,
+    );
+    for (const r of rows) {
+      if (r.status === "queued") this.effects.ready = true;
+      noteTimer(this.effects, r.timer_at);
+    }
+    return rows.map((r) => this.record(r));
   }
 
   private insert(tenant: string, input: TaskInput, deps: readonly TaskRow[], now: number): TaskRecord {
