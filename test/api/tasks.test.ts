@@ -147,6 +147,35 @@ describe("POST /v1/tasks/batch", () => {
     expect(sa.body.queue.queued + sb.body.queue.queued).toBe(1000);
   });
 
+  it("keeps input order (FIFO) and each task's fields when plain, keyed, dependent and delayed tasks mix", async () => {
+    const pool = freshPool();
+    const first = await submit(pool, { payload: { i: -1 } });
+    const tasks = [
+      { type: `${pool}.x`, payload: { i: 0 } },
+      { type: `${pool}.x`, payload: { i: 1 }, idempotencyKey: "k1" },
+      { type: `${pool}.x`, payload: { i: 2 }, maxAttempts: 7, timeoutMs: 1234 },
+      { type: `${pool}.x`, payload: { i: 3 }, dependsOn: [first.id] },
+      { type: `${pool}.x`, payload: { i: 4 }, delayMs: 60_000 },
+      { type: `${pool}.x`, payload: { i: 5 }, idempotencyKey: "k1" },
+      { type: `${pool}.x`, payload: { i: 6 }, requires: { capabilities: ["gpu"] } },
+      { type: `${pool}.x`, payload: { i: 7 } },
+    ];
+    const res = await api("POST", "/v1/tasks/batch", { tasks });
+    expect(res.status).toBe(201);
+    const out = res.body.tasks;
+    expect(out.map((t: any) => t.payload.i)).toEqual([0, 1, 2, 3, 4, 1, 6, 7]);
+    expect(out[5].id).toBe(out[1].id);
+    expect(out.map((t: any) => t.status)).toEqual(["queued", "queued", "queued", "waiting", "waiting", "queued", "queued", "queued"]);
+    expect(out[2]).toMatchObject({ maxAttempts: 7, timeoutMs: 1234 });
+    expect(out[4].runAfter).not.toBeNull();
+    expect(out[6].requires.capabilities).toEqual(["gpu"]);
+    for (const t of out) expect((await api("GET", `/v1/tasks/${t.id}`)).body).toEqual(t);
+    // An agent without the capability gets the plain tasks in the order they were sent.
+    await register(pool, "a1");
+    const leased = await lease(pool, "a1", 10);
+    expect(leased.map((t: any) => t.payload.i)).toEqual([-1, 0, 1, 2, 7]);
+  });
+
   it("rejects 1001 tasks, an empty list, and any invalid task, submitting none", async () => {
     const pool = freshPool();
     expectError(await api("POST", "/v1/tasks/batch", { tasks: Array.from({ length: 1001 }, () => ({ type: `${pool}.x` })) }), 400, "invalid_request");
