@@ -87,7 +87,8 @@ async function fill(pool: string, target: number, have: number): Promise<void> {
 
 async function queueDepth(): Promise<object[]> {
   const pool = "scale-queue";
-  await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 3_600_000 });
+  // The default quota of a tenant (1M unfinished tasks) would refuse the probes at the deepest point.
+  await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 3_600_000, maxUnfinishedPerTenant: 2_000_000 });
   await call("POST", `/v1/pools/${pool}/agents`, { agentId: "probe", maxConcurrency: 1000 });
   const rows: object[] = [];
   let have = 0;
@@ -179,6 +180,7 @@ try {
   console.log(JSON.stringify({ bench: "scale", samples: SAMPLES, queue_depth: depth, connected_agents: agents }));
 } catch (err) {
   console.error(err);
+  console.error(`last output of wrangler dev:\n${server.output().slice(-4000)}`);
   process.exitCode = 1;
 } finally {
   await server.stop();

@@ -5,6 +5,7 @@ import { random01 } from "./ids";
 import { LaneStore } from "./lanes";
 import { pick, type RoundRobinState } from "./balancing";
 import { migrate } from "./schema";
+import { fitKey } from "./queue-rules";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
 import { noteTimer, TaskStore, type SubmitOutcome } from "./tasks";
 import { nextAlarmAt } from "./timers";
@@ -208,14 +209,19 @@ export class PoolCore {
     const strategy = this.config().strategy;
     const out = new Map<string, LeasedTask[]>();
     // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
-    let candidates = this.agents.candidates(connected).map((c) => ({ ...c, fit: this.agents.fit(c.row) }));
+    let candidates = this.agents.candidates(connected).map((c) => {
+      const fit = this.agents.fit(c.row);
+      return { ...c, fit, key: fitKey(fit) };
+    });
     while (candidates.length > 0) {
       const chosen = pick(strategy, candidates, rr)!;
-      const leased = this.tasks.lease(chosen.fit, Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM), now);
-      if (leased.length === 0) {
-        // Nothing queued fits this agent: it drops out of this round.
-        candidates = candidates.filter((c) => c !== chosen);
-        continue;
+      const want = Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM);
+      const leased = this.tasks.lease(chosen.fit, want, now);
+      if (leased.length < want) {
+        // The lanes this agent accepts are empty now, and so they are for every agent that accepts the same
+        // lanes: they all drop out of this round (a round costs one lease per kind of agent, not per agent).
+        candidates = candidates.filter((c) => c.key !== chosen.key);
+        if (leased.length === 0) continue;
       }
       chosen.credits -= leased.length;
       chosen.room -= leased.length;

@@ -65,6 +65,12 @@ export function laneAccepts(lane: Lane, agent: AgentFit): boolean {
   return requires.capabilities.every((cap) => agent.capabilities.includes(cap));
 }
 
+/** Agents with equal keys accept exactly the same lanes (what {@link laneAccepts} reads, in canonical form). */
+export function fitKey(agent: AgentFit): string {
+  const { cpu, memoryMb, gpu } = agent.resources;
+  return JSON.stringify([agent.tenant, [...new Set(agent.capabilities)].sort(), cpu, memoryMb, gpu]);
+}
+
 /** The canonical form of requirements, so equal requirements share one lane. */
 export function normalizeRequirements(requires: Requirements): Requirements {
   const capabilities = [...new Set(requires.capabilities)].sort();

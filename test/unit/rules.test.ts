@@ -6,6 +6,7 @@ import { canTransition, TRANSITIONS } from "../../durable-objects/pool-coordinat
 import {
   afterFailedAttempt,
   canCancel,
+  fitKey,
   laneAccepts,
   laneKey,
   mergeReady,
@@ -87,6 +88,26 @@ describe("lanes", () => {
     expect(laneAccepts(lane("a", []), { ...agent, tenant: "a" })).toBe(true);
     expect(laneAccepts(lane("b", []), { ...agent, tenant: "a" })).toBe(false);
     expect(laneAccepts(lane("b", []), agent)).toBe(true);
+  });
+
+  it("accept the same agents when the agents' fit keys are equal (dispatch drops a drained kind at once)", () => {
+    const caps = fc.uniqueArray(fc.constantFrom("a", "b", "c", "gpu"), { maxLength: 3 });
+    const small = fc.integer({ min: 0, max: 3 });
+    const fitArb = fc.record({ tenant: fc.constantFrom(null, "t", "u"), capabilities: caps, resources: fc.record({ cpu: small, memoryMb: small, gpu: small }) });
+    const laneArb = fc.record({ tenant: fc.constantFrom("t", "u"), caps, cpu: small, memoryMb: small, gpu: small });
+    fc.assert(
+      fc.property(fitArb, fitArb, fc.array(laneArb, { minLength: 1, maxLength: 8 }), (x, y, lanes) => {
+        // The same agent with its capabilities shuffled and repeated has the same key.
+        const shuffled = { ...x, capabilities: [...x.capabilities, ...x.capabilities].reverse() };
+        expect(fitKey(shuffled)).toBe(fitKey(x));
+        if (fitKey(x) !== fitKey(y)) return;
+        for (const l of lanes) expect(laneAccepts(lane(l.tenant, l.caps, l.cpu, l.memoryMb, l.gpu), x)).toBe(laneAccepts(lane(l.tenant, l.caps, l.cpu, l.memoryMb, l.gpu), y));
+      }),
+      { numRuns: 500 },
+    );
+    expect(fitKey(agent)).not.toBe(fitKey({ ...agent, tenant: "t" }));
+    expect(fitKey(agent)).not.toBe(fitKey({ ...agent, resources: { ...agent.resources, gpu: 2 } }));
+    expect(fitKey(agent)).not.toBe(fitKey({ ...agent, capabilities: ["onnx"] }));
   });
 
   it("are keyed by normalised requirements", () => {
