@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ApiError, ERROR_STATUS, ok, type ErrorBody, type Outcome } from "../../src/shared/errors";
 import { presentLeased } from "../../src/presenters";
 import { openTasks } from "../../src/security/sealing";
+import { PlaintextCache } from "./plaintexts";
 import type { RoundRobinState } from "./balancing";
 import { frame, parseFrame, settlementsOf, type AgentMessage } from "./protocol";
 import type { PoolConfigPatch } from "./config";
@@ -95,6 +96,8 @@ interface SocketAttachment {
 }
 
 /** How long audit records of socket traffic gather before they go to the audit log in one append. */
+/** Characters of plaintext payloads held for push (about 8 MB as UTF-16). */
+const PLAINTEXT_CACHE_CHARS = 4_000_000;
 const AUDIT_FLUSH_MS = 100;
 
 /** A socket whose credential ran out is closed with this code: the agent reconnects with a fresh token. */
@@ -140,10 +143,25 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   // ---- tasks ----------------------------------------------------------------------------------------------
 
-  /** Inputs carry payloads already sealed by the Worker with the submitting tenant's key. */
-  async submit(principal: Principal, inputs: TaskInput[]): Promise<Outcome<SubmitOutcome[]>> {
-    return this.change(true, (core, now) => core.submit(principal, inputs, now));
+  /**
+   * Inputs carry payloads already sealed by the Worker with the submitting tenant's key; `plaintexts` (in input
+   * order, optional) are the same payloads in clear, kept in memory only, so that a task pushed to a connected
+   * agent right away is not decrypted again.
+   */
+  async submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[]): Promise<Outcome<SubmitOutcome[]>> {
+    return this.change(true, (core, now) => {
+      const outcomes = core.submit(principal, inputs, now);
+      if (plaintexts?.length === inputs.length && this.sockets().size > 0) {
+        outcomes.forEach((o, i) => {
+          if (o.created && o.task.payload === inputs[i]!.payload) this.plaintexts.remember(o.task.payload, plaintexts[i]!);
+        });
+      }
+      return outcomes;
+    });
   }
+
+  /** Plaintext payloads of tasks just submitted, by envelope (memory only; see {@link PlaintextCache}). */
+  private readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
 
   async missingDependencies(principal: Principal, ids: string[]): Promise<Outcome<string[]>> {
     if (!this.core) return ok(ids);
@@ -517,7 +535,8 @@ export class PoolCoordinator extends DurableObject<Env> {
         const pushed = this.apply(false, (core, now) => core.dispatch(connected, this.roundRobin, now));
         if (!pushed.ok || pushed.value.size === 0) break;
         for (const [agentId, tasks] of pushed.value) {
-          const opened = await openTasks(this.env as Env & OptionalSecrets, tasks);
+          const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
+          for (const task of tasks) this.plaintexts.take(task.payload);
           const socket = this.ctx.getWebSockets(agentId)[0];
           try {
             socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));

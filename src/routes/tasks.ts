@@ -112,10 +112,11 @@ export function taskRoutes(routes: Routes): void {
       const placed = place(body, "");
       if (Array.isArray(placed)) throw new ApiError("invalid_request", "the task is not valid", placed);
       const input = { ...placed.input, payload: await sealPayload(c.env, c.var.caller.tenant, placed.input.payload) };
-      const [outcome] = unwrap(await coordinator(c.env, placed.pool).submit(c.var.caller, [input]));
+      const [outcome] = unwrap(await coordinator(c.env, placed.pool).submit(c.var.caller, [input], [placed.input.payload]));
       if (!outcome) throw new Error("submit answered nothing");
       c.set("audit", { target: outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
-      return c.json(presentTask(await openTask(c.env, outcome.task)), outcome.created ? 201 : 200);
+      const sealed = new Map([[input.payload, placed.input.payload]]);
+      return c.json(presentTask(await openTask(c.env, outcome.task, sealed)), outcome.created ? 201 : 200);
     },
   );
 
@@ -140,8 +141,16 @@ export function taskRoutes(routes: Routes): void {
         group.inputs.push(placed.input);
         byPool.set(placed.pool, group);
       });
+      // What this request sealed, envelope -> plaintext: the answer shows the tasks it created without decrypting.
+      const sealed = new Map<string, string>();
       for (const group of byPool.values()) {
-        group.inputs = await Promise.all(group.inputs.map(async (t) => ({ ...t, payload: await sealPayload(c.env, c.var.caller.tenant, t.payload) })));
+        group.inputs = await Promise.all(
+          group.inputs.map(async (t) => {
+            const payload = await sealPayload(c.env, c.var.caller.tenant, t.payload);
+            sealed.set(payload, t.payload);
+            return { ...t, payload };
+          }),
+        );
       }
       if (problems.length > 0) throw new ApiError("invalid_request", "some tasks are not valid; none was submitted", problems);
       const groups = [...byPool.entries()];
@@ -159,9 +168,10 @@ export function taskRoutes(routes: Routes): void {
       const out = new Array<ReturnType<typeof presentTask>>(body.tasks.length);
       await Promise.all(
         groups.map(async ([pool, { indexes, inputs }]) => {
-          const result: Outcome<SubmitOutcome[]> = await coordinator(c.env, pool).submit(c.var.caller, inputs);
+          const plaintexts = inputs.map((t) => sealed.get(t.payload)!);
+          const result: Outcome<SubmitOutcome[]> = await coordinator(c.env, pool).submit(c.var.caller, inputs, plaintexts);
           if (!result.ok) throw new ApiError(result.error.code, result.error.message, readdress(result.error.details, indexes));
-          const opened = await Promise.all(result.value.map((o) => openTask(c.env, o.task)));
+          const opened = await Promise.all(result.value.map((o) => openTask(c.env, o.task, sealed)));
           opened.forEach((task, k) => (out[indexes[k]!] = presentTask(task)));
         }),
       );
