@@ -107,6 +107,7 @@ export class PoolCore {
   flush(now: number): void {
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
+    this.tasks.flushCounts();
   }
 
   discardCaches(): void {
@@ -115,6 +116,7 @@ export class PoolCore {
     this.agents.discardOutcomes();
     this.lanes.reload();
     this.tasks.takeEffects();
+    this.tasks.discardCounts();
   }
 
   // ---- tenants of the pool, and their listing in the directory ----------------------------------------------

@@ -142,6 +142,11 @@ export const MIGRATIONS: readonly string[] = [
   /* 5: finding the agents that hold credits (push candidates) without reading every agent */ `
   CREATE INDEX agents_with_credits ON agents (agent_id) WHERE credits > 0;
   `,
+  /* 6: status_counts kept by the task store (net changes written once per transaction), not by triggers per row */ `
+  DROP TRIGGER tasks_count_insert;
+  DROP TRIGGER tasks_count_update;
+  DROP TRIGGER tasks_count_delete;
+  `,
 ];
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */

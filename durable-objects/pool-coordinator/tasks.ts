@@ -86,6 +86,49 @@ export class TaskStore {
     return effects;
   }
 
+  // ---- counts by tenant and status ----------------------------------------------------------------------
+
+  /**
+   * Changes to `status_counts` made by this transaction, by tenant and status. Every status change of a task
+   * notes itself here ({@link moved}), and {@link flushCounts} writes the net change at the end of the
+   * transaction: one statement per tenant and status touched instead of a trigger running per row.
+   */
+  private countDeltas = new Map<string, Map<TaskStatus, number>>();
+
+  private moved(tenant: string, from: TaskStatus | null, to: TaskStatus | null, n = 1): void {
+    if (from === to || n === 0) return;
+    let byStatus = this.countDeltas.get(tenant);
+    if (!byStatus) this.countDeltas.set(tenant, (byStatus = new Map()));
+    if (from !== null) byStatus.set(from, (byStatus.get(from) ?? 0) - n);
+    if (to !== null) byStatus.set(to, (byStatus.get(to) ?? 0) + n);
+  }
+
+  /** Writes the net status changes of this transaction. Call at its end, inside it. */
+  flushCounts(): void {
+    for (const [tenant, byStatus] of this.countDeltas) {
+      for (const [status, n] of byStatus) {
+        if (n > 0) {
+          this.sql.exec(
+            "INSERT INTO status_counts (tenant, status, n) VALUES (?1, ?2, ?3) ON CONFLICT (tenant, status) DO UPDATE SET n = n + ?3",
+            tenant,
+            status,
+            n,
+          );
+        } else if (n < 0) {
+          // A decrease needs the row (an upsert would check its CHECK on the would-be row first); n >= 0 holds.
+          const cursor = this.sql.exec("UPDATE status_counts SET n = n + ?3 WHERE tenant = ?1 AND status = ?2", tenant, status, n);
+          if (cursor.rowsWritten !== 1) throw new Error(`status count of ${tenant}/${status} would go below zero`);
+        }
+      }
+    }
+    this.countDeltas.clear();
+  }
+
+  /** Forgets the changes of a transaction that rolled back. */
+  discardCounts(): void {
+    this.countDeltas.clear();
+  }
+
   // ---- submit -------------------------------------------------------------------------------------------
 
   /**
@@ -207,6 +250,7 @@ export class TaskStore {
     for (const r of rows) {
       if (r.status === "queued") this.effects.ready = true;
       noteTimer(this.effects, r.timer_at);
+      this.moved(tenant, null, r.status);
     }
     return rows.map((r) => this.record(r));
   }
@@ -254,6 +298,7 @@ export class TaskStore {
         finishedAt,
       )
       .one();
+    this.moved(tenant, null, status);
     if (!broken) {
       for (const dep of pending) this.sql.exec("INSERT OR IGNORE INTO task_deps (dep_seq, task_seq) VALUES (?, ?)", dep.seq, row.seq);
     } else {
@@ -267,24 +312,25 @@ export class TaskStore {
 
   /** Waiting, queued and leased tasks of a tenant, from the counts the triggers keep. */
   unfinishedOf(tenant: string): number {
-    return this.sql
+    const stored =
+      this.sql
       .exec<{ n: number | null }>(
         `SELECT sum(n) AS n FROM status_counts WHERE tenant = ? AND status IN (${UNFINISHED.map(() => "?").join(", ")})`,
         tenant,
         ...UNFINISHED,
       )
       .one().n ?? 0;
+    // With what this transaction changed and has not written yet.
+    const pending = this.countDeltas.get(tenant);
+    return stored + (pending ? UNFINISHED.reduce((sum, status) => sum + (pending.get(status) ?? 0), 0) : 0);
   }
 
   /** The tenants of these tasks, by id (the coordinator seals a result with the key of its task's tenant). */
   tenantsOf(ids: readonly string[]): Map<string, string> {
     const out = new Map<string, string>();
-    // SQLite takes at most 100 bound parameters per statement here.
-    for (let i = 0; i < ids.length; i += 100) {
-      const chunk = ids.slice(i, i + 100);
-      for (const row of this.sql.exec<{ id: string; tenant: string }>(`SELECT id, tenant FROM tasks WHERE id IN (${chunk.map(() => "?").join(",")})`, ...chunk)) {
-        out.set(row.id, row.tenant);
-      }
+    // One statement for any number of ids (bound parameters are limited to 100 per statement).
+    for (const row of this.sql.exec<{ id: string; tenant: string }>("SELECT id, tenant FROM tasks WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids))) {
+      out.set(row.id, row.tenant);
     }
     return out;
   }
@@ -363,6 +409,7 @@ export class TaskStore {
       const row = bySeq.get(seq)!;
       leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: row.lease_token!, leaseExpiresAt: row.lease_expires_at! });
       noteTimer(this.effects, row.lease_expires_at);
+      this.moved(row.tenant, "queued", "leased");
     }
     this.stats.count("leased", leased.length);
     return leased;
@@ -431,14 +478,14 @@ export class TaskStore {
   private completeMany(principal: Principal, items: readonly Extract<Settlement, { action: "complete" }>[], now: number): string[] {
     const retention = this.opts.retentionMs();
     const done = this.sql
-      .exec<{ seq: number; id: string; agent_id: string | null; created_at: number; leased_at: number | null }>(
+      .exec<{ seq: number; id: string; tenant: string; agent_id: string | null; created_at: number; leased_at: number | null }>(
         `UPDATE tasks SET status = 'succeeded', result = v.result, error = NULL, lease_token = NULL, lease_expires_at = NULL,
            pending_deps = 0, finished_at = ?1, timer_at = ?2, updated_at = ?1
          FROM (SELECT value ->> '$.id' AS id, value ->> '$.token' AS token, value ->> '$.result' AS result FROM json_each(?3)) AS v
          WHERE tasks.id = v.id AND +tasks.status = 'leased' AND tasks.lease_token = v.token AND tasks.lease_expires_at > ?1
            AND (?4 = 1 OR tasks.tenant = ?5)
            AND (?6 = 0 OR tasks.agent_id IN (SELECT agent_id FROM agents WHERE registered_by = ?7))
-         RETURNING tasks.seq, tasks.id, tasks.agent_id, tasks.created_at, tasks.leased_at`,
+         RETURNING tasks.seq, tasks.id, tasks.tenant, tasks.agent_id, tasks.created_at, tasks.leased_at`,
         now,
         now + retention,
         JSON.stringify(items.map((i) => ({ id: i.id, token: i.leaseToken, result: i.result }))),
@@ -453,6 +500,7 @@ export class TaskStore {
     this.stats.recordDurations(done.map((r) => now - r.created_at));
     noteTimer(this.effects, now + retention);
     for (const r of done) {
+      this.moved(r.tenant, "leased", "succeeded");
       this.effects.finished.add(r.id);
       if (r.agent_id !== null) {
         this.effects.released.add(r.agent_id);
@@ -484,6 +532,7 @@ export class TaskStore {
       now,
       dependent.seq,
     );
+    this.moved(dependent.tenant, dependent.status, ready ? "queued" : "waiting");
     if (ready) this.effects.ready = true;
     else noteTimer(this.effects, dependent.run_after);
   }
@@ -561,6 +610,7 @@ export class TaskStore {
       row.seq,
     );
     for (const dep of deps) this.sql.exec("INSERT OR IGNORE INTO task_deps (dep_seq, task_seq) VALUES (?, ?)", dep.seq, row.seq);
+    this.moved(row.tenant, row.status, status);
     if (status === "queued") this.effects.ready = true;
     return true;
   }
@@ -592,10 +642,12 @@ export class TaskStore {
           now,
           row.seq,
         );
+        this.moved(row.tenant, row.status, ready ? "queued" : "waiting");
         if (ready) this.effects.ready = true;
       } else if (isFinal(row.status)) {
         this.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
         this.sql.exec("DELETE FROM tasks WHERE seq = ?", row.seq);
+        this.moved(row.tenant, row.status, null);
         purged++;
       }
     }
@@ -672,6 +724,7 @@ export class TaskStore {
         row.seq,
       )
       .one();
+    this.moved(row.tenant, row.status, outcome.status);
     if (outcome.status === "queued") this.effects.ready = true;
     noteTimer(this.effects, runAfter);
     return this.record(updated);
@@ -699,6 +752,7 @@ export class TaskStore {
         )
         .one();
       answer ??= this.record(updated);
+      this.moved(row.tenant, row.status, status);
       noteTimer(this.effects, now + retention);
       if (row.status === "leased" && row.agent_id !== null) this.effects.released.add(row.agent_id);
       this.effects.finished.add(row.id);

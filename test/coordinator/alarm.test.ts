@@ -93,6 +93,8 @@ describe("the alarm", () => {
     await api("POST", `/v1/tasks/${t.id}/cancel`);
     await clock.advance(60_000);
     expect((await api("GET", `/v1/tasks/${t.id}`)).status).toBe(404);
+    // The purge takes the task out of the counts by status too.
+    expect((await api("GET", `/v1/pools/${pool}`)).body.queue).toMatchObject({ cancelled: 0, queued: 0 });
   });
 
   it("is idempotent: running it with nothing due changes nothing and schedules the next timer", async () => {
