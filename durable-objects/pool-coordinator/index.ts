@@ -120,9 +120,6 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   private core: PoolCore | null = null;
   private armedAt: number | null = null;
-  /** Push dispatch runs one at a time; a trigger during a run asks for one more round. */
-  private dispatching = false;
-  private dispatchAgain = false;
   /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
   private readonly roundRobin: RoundRobinState = new Map();
   private readonly leaseWaiters = new WaitList<Outcome<LeasedTask[]>>();
@@ -517,39 +514,39 @@ export class PoolCoordinator extends DurableObject<Env> {
   }
 
   /**
-   * Pushes ready tasks to connected agents with credits (the pool's strategy choosing among them): the leases
-   * commit in one transaction, then each agent gets its tasks in one frame.
+   * Leases ready tasks to connected agents with credits (the pool's strategy choosing among them), inside the
+   * transaction of the change that made them ready or freed the credits, so the change and its leases commit
+   * together (one commit, one wait for durability, before the pushes leave). Runs only when the change can
+   * have given work to someone.
    */
-  private async dispatch(): Promise<void> {
-    if (this.dispatching) {
-      this.dispatchAgain = true;
-      return;
-    }
-    this.dispatching = true;
-    try {
-      do {
-        this.dispatchAgain = false;
-        if (!this.core) break;
-        const connected = this.connectedAgents(this.core);
-        if (connected.size === 0) break;
-        const pushed = this.apply(false, (core, now) => core.dispatch(connected, this.roundRobin, now));
-        if (!pushed.ok || pushed.value.size === 0) break;
-        for (const [agentId, tasks] of pushed.value) {
-          const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
-          for (const task of tasks) this.plaintexts.take(task.payload);
-          const socket = this.ctx.getWebSockets(agentId)[0];
-          try {
-            socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
-          } catch (err) {
-            // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
-            console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
-          }
-          if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
+  private dispatchWithin(core: PoolCore, now: number): Map<string, LeasedTask[]> | null {
+    const effects = core.tasks.effects;
+    if (!(effects.ready || effects.released.size > 0 || effects.agentsChanged)) return null;
+    const connected = this.connectedAgents(core);
+    if (connected.size === 0) return null;
+    const pushed = core.dispatch(connected, this.roundRobin, now);
+    return pushed.size === 0 ? null : pushed;
+  }
+
+  /** Leases committed by {@link dispatchWithin}, to be sent once their transaction committed. */
+  private outbox: Map<string, LeasedTask[]>[] = [];
+
+  /** Sends each agent its committed leases in one frame. */
+  private async sendPushes(): Promise<void> {
+    const batches = this.outbox.splice(0);
+    for (const pushed of batches) {
+      for (const [agentId, tasks] of pushed) {
+        const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
+        for (const task of tasks) this.plaintexts.take(task.payload);
+        const socket = this.ctx.getWebSockets(agentId)[0];
+        try {
+          socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+        } catch (err) {
+          // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
+          console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
         }
-        await this.moveAlarm(this.core.tasks.effects.earliestTimer);
-      } while (this.dispatchAgain);
-    } finally {
-      this.dispatching = false;
+        if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
+      }
     }
   }
 
@@ -592,15 +589,18 @@ export class PoolCoordinator extends DurableObject<Env> {
     const now = this.clock();
     const target = core;
     try {
-      return ok(
-        this.ctx.storage.transactionSync(() => {
-          const value = fn(target, now);
-          // Terminating agents that gave up their last lease leave in the same commit.
-          if (target.tasks.effects.released.size > 0) target.agents.reapTerminating(target.tasks.effects.released);
-          target.flush(now);
-          return value;
-        }),
-      );
+      let pushed: Map<string, LeasedTask[]> | null = null;
+      const value = this.ctx.storage.transactionSync(() => {
+        const value = fn(target, now);
+        // Terminating agents that gave up their last lease leave in the same commit.
+        if (target.tasks.effects.released.size > 0) target.agents.reapTerminating(target.tasks.effects.released);
+        pushed = this.dispatchWithin(target, now);
+        target.flush(now);
+        return value;
+      });
+      // Only leases that committed are pushed (afterCommit sends them).
+      if (pushed) this.outbox.push(pushed);
+      return ok(value);
     } catch (err) {
       target.discardCaches();
       if (err instanceof ApiError) return { ok: false, error: err.toBody() };
@@ -640,7 +640,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     // timers back after every commit).
     await this.moveAlarm(effects.earliestTimer);
     for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
-    if (wake) await this.dispatch();
+    await this.sendPushes();
   }
 
   private async moveAlarm(at: number | null): Promise<void> {
