@@ -45,7 +45,18 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer({ port, persistDir, adminKey, masterKey, startTimeoutMs = 90_000, extraArgs = [] }: DevServerOptions = {}): Promise<DevServer> {
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  // A free port can be taken by another process between the probe and wrangler's bind: try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      if (options.port !== undefined || attempt >= 3 || !String(err).includes("Address already in use")) throw err;
+    }
+  }
+}
+
+async function startOnce({ port, persistDir, adminKey, masterKey, startTimeoutMs = 90_000, extraArgs = [] }: DevServerOptions): Promise<DevServer> {
   const chosenPort = port ?? (await freePort());
   const ownDir = persistDir === undefined;
   const dir = persistDir ?? mkdtempSync(join(tmpdir(), "daa-mesh-"));
@@ -85,7 +96,10 @@ export async function startDevServer({ port, persistDir, adminKey, masterKey, st
   };
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) {
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output}`);
+    }
     try {
       const res = await fetch(`${url}/healthz`);
       if (res.ok) break;
