@@ -531,21 +531,36 @@ export class PoolCoordinator extends DurableObject<Env> {
   /** Leases committed by {@link dispatchWithin}, to be sent once their transaction committed. */
   private outbox: Map<string, LeasedTask[]>[] = [];
 
+  private pushing: Promise<void> | null = null;
+
+  /**
+   * Starts sending what the outbox holds, unless a sender runs: it goes on until the outbox is empty, so leases
+   * are sent right after their commit, whatever the operation that committed them still waits for (a long poll).
+   */
+  private schedulePushes(): void {
+    if (this.pushing) return;
+    this.pushing = this.sendPushes().finally(() => {
+      this.pushing = null;
+      if (this.outbox.length > 0) this.schedulePushes();
+    });
+  }
+
   /** Sends each agent its committed leases in one frame. */
   private async sendPushes(): Promise<void> {
-    const batches = this.outbox.splice(0);
-    for (const pushed of batches) {
-      for (const [agentId, tasks] of pushed) {
-        const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
-        for (const task of tasks) this.plaintexts.take(task.payload);
-        const socket = this.ctx.getWebSockets(agentId)[0];
-        try {
-          socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
-        } catch (err) {
-          // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
-          console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
+    while (this.outbox.length > 0) {
+      for (const pushed of this.outbox.splice(0)) {
+        for (const [agentId, tasks] of pushed) {
+          try {
+            const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
+            for (const task of tasks) this.plaintexts.take(task.payload);
+            const socket = this.ctx.getWebSockets(agentId)[0];
+            socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+            if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
+          } catch (err) {
+            // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
+            console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
+          }
         }
-        if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
       }
     }
   }
@@ -598,8 +613,11 @@ export class PoolCoordinator extends DurableObject<Env> {
         target.flush(now);
         return value;
       });
-      // Only leases that committed are pushed (afterCommit sends them).
-      if (pushed) this.outbox.push(pushed);
+      // Only leases that committed are pushed.
+      if (pushed) {
+        this.outbox.push(pushed);
+        this.schedulePushes();
+      }
       return ok(value);
     } catch (err) {
       target.discardCaches();
@@ -640,7 +658,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     // timers back after every commit).
     await this.moveAlarm(effects.earliestTimer);
     for (const tenant of core.unlistedTenants()) await this.list(core, tenant);
-    await this.sendPushes();
+    if (this.pushing) await this.pushing;
   }
 
   private async moveAlarm(at: number | null): Promise<void> {
