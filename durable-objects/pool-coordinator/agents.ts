@@ -6,6 +6,9 @@ import { randomToken } from "./ids";
 import { canTransition } from "./lifecycle";
 import { AGENT_STATES, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type PoolConfig, type Principal } from "./types";
 
+/** What {@link AgentStore.fit} reads of an agent's row. */
+export type FitRow = Pick<AgentRow, "agent_id" | "tenant" | "capabilities" | "cpu" | "memory_mb" | "gpu">;
+
 export interface AgentRow {
   [column: string]: SqlStorageValue;
   agent_id: string;
@@ -236,19 +239,23 @@ export class AgentStore {
     this.sql.exec("UPDATE agents SET credits = min(credits + ?, 100000) WHERE agent_id = ?", n, agentId);
   }
 
-  /** The push candidates among these agents: with credits, room, and the data the strategies weigh. */
   /**
    * The push candidates among the connected agents: running, with credits and room, with what the strategies
    * weigh. Two queries whatever the number of agents: the agents holding credits (a partial index), and the tasks
-   * in flight of those.
+   * in flight of those. Only the columns a round needs are read, the reported load is taken out of its JSON by
+   * SQLite, and capabilities are parsed once per distinct value.
    */
-  candidates(connected: ReadonlySet<string>): (Candidate & { credits: number; room: number; row: AgentRow })[] {
+  candidates(connected: ReadonlySet<string>): (Candidate & { credits: number; room: number; row: FitRow })[] {
     const rows = this.sql
-      .exec<AgentRow>("SELECT * FROM agents WHERE credits > 0 AND state = 'running'")
+      .exec<FitRow & { max_concurrency: number; breaker: AgentRow["breaker"]; credits: number; latency_ewma_ms: number | null; current_load: number | null }>(
+        `SELECT agent_id, tenant, capabilities, cpu, memory_mb, gpu, max_concurrency, breaker, credits, latency_ewma_ms,
+           load ->> '$.currentLoad' AS current_load
+         FROM agents WHERE credits > 0 AND state = 'running'`,
+      )
       .toArray()
       .filter((r) => connected.has(r.agent_id));
     const inFlight = this.inFlightOf(rows.map((r) => r.agent_id));
-    const out: (Candidate & { credits: number; room: number; row: AgentRow })[] = [];
+    const out: (Candidate & { credits: number; room: number; row: FitRow })[] = [];
     for (const row of rows) {
       const held = inFlight.get(row.agent_id) ?? 0;
       const room = Math.min(row.max_concurrency - held, breakerAllowance(row.breaker, held));
@@ -258,7 +265,7 @@ export class AgentStore {
         inFlight: held,
         maxConcurrency: row.max_concurrency,
         weight: weightOf({ cpu: row.cpu }),
-        currentLoad: (JSON.parse(row.load) as AgentLoad).currentLoad,
+        currentLoad: row.current_load ?? 0,
         latencyMs: row.latency_ewma_ms,
         credits: row.credits,
         room,
@@ -268,17 +275,15 @@ export class AgentStore {
     return out;
   }
 
-  /** Tasks in flight per agent, for many agents in one query per hundred. */
+  /** Tasks in flight per agent, for any number of agents in one query. */
   private inFlightOf(agentIds: readonly string[]): Map<string, number> {
     const out = new Map<string, number>();
-    for (let i = 0; i < agentIds.length; i += 100) {
-      const chunk = agentIds.slice(i, i + 100);
-      for (const r of this.sql.exec<{ agent_id: string; n: number }>(
-        `SELECT agent_id, count(*) AS n FROM tasks WHERE status = 'leased' AND agent_id IN (${chunk.map(() => "?").join(",")}) GROUP BY agent_id`,
-        ...chunk,
-      )) {
-        out.set(r.agent_id, r.n);
-      }
+    if (agentIds.length === 0) return out;
+    for (const r of this.sql.exec<{ agent_id: string; n: number }>(
+      "SELECT agent_id, count(*) AS n FROM tasks WHERE status = 'leased' AND agent_id IN (SELECT value FROM json_each(?)) GROUP BY agent_id",
+      JSON.stringify(agentIds),
+    )) {
+      out.set(r.agent_id, r.n);
     }
     return out;
   }
@@ -337,14 +342,23 @@ export class AgentStore {
     return this.sql.exec<{ at: number | null }>("SELECT min(timer_at) AS at FROM agents WHERE timer_at IS NOT NULL").one().at;
   }
 
-  fit(row: AgentRow): { agentId: string; tenant: string | null; capabilities: string[]; resources: { cpu: number; memoryMb: number; gpu: number } } {
+  fit(row: FitRow): { agentId: string; tenant: string | null; capabilities: readonly string[]; resources: { cpu: number; memoryMb: number; gpu: number } } {
+    let capabilities = this.parsedCapabilities.get(row.capabilities);
+    if (!capabilities) {
+      if (this.parsedCapabilities.size >= 1_000) this.parsedCapabilities.clear();
+      capabilities = Object.freeze(JSON.parse(row.capabilities) as string[]);
+      this.parsedCapabilities.set(row.capabilities, capabilities);
+    }
     return {
       agentId: row.agent_id,
       tenant: row.tenant,
-      capabilities: JSON.parse(row.capabilities) as string[],
+      capabilities,
       resources: { cpu: row.cpu, memoryMb: row.memory_mb, gpu: row.gpu },
     };
   }
+
+  /** Capabilities as stored (JSON text) to their parsed form: a fleet has few distinct sets. */
+  private readonly parsedCapabilities = new Map<string, readonly string[]>();
 
   /**
    * Who may see and act for an agent: the bootstrap key for all; an agent credential only for the agents it

@@ -32,27 +32,40 @@ export function utilization(c: Candidate): number {
 
 const byId = (a: Candidate, b: Candidate) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0);
 
-/** The agent to serve next, or null when there is none. */
+/** The first of `candidates` by `order` (a total order): one pass, no sort. */
+function first<C>(candidates: readonly C[], order: (a: C, b: C) => number): C {
+  let best = candidates[0]!;
+  for (let i = 1; i < candidates.length; i++) if (order(candidates[i]!, best) < 0) best = candidates[i]!;
+  return best;
+}
+
+/** The agent to serve next, or null when there is none. One pass over the candidates for every strategy. */
 export function pick<C extends Candidate>(strategy: Strategy, candidates: readonly C[], rr: RoundRobinState): C | null {
   if (candidates.length === 0) return null;
   switch (strategy) {
     case "least_connections":
-      return [...candidates].sort((a, b) => a.inFlight - b.inFlight || a.inFlight / a.maxConcurrency - b.inFlight / b.maxConcurrency || byId(a, b))[0]!;
+      return first(candidates, (a, b) => a.inFlight - b.inFlight || a.inFlight / a.maxConcurrency - b.inFlight / b.maxConcurrency || byId(a, b));
     case "resource_aware":
-      return [...candidates].sort((a, b) => utilization(a) - utilization(b) || byId(a, b))[0]!;
+      return first(candidates, (a, b) => utilization(a) - utilization(b) || byId(a, b));
     case "latency_based":
       // Agents without a measurement yet go first, so every agent gets measured.
-      return [...candidates].sort((a, b) => (a.latencyMs ?? -1) - (b.latencyMs ?? -1) || a.inFlight - b.inFlight || byId(a, b))[0]!;
+      return first(candidates, (a, b) => (a.latencyMs ?? -1) - (b.latencyMs ?? -1) || a.inFlight - b.inFlight || byId(a, b));
     case "weighted_round_robin": {
+      // Every candidate's score grows by its weight; the highest score (the lowest id among equals) is served
+      // and gives back the total.
       let total = 0;
       let best: C | null = null;
-      for (const c of [...candidates].sort(byId)) {
+      let bestScore = 0;
+      for (const c of candidates) {
         const score = (rr.get(c.agentId) ?? 0) + c.weight;
         rr.set(c.agentId, score);
         total += c.weight;
-        if (best === null || score > rr.get(best.agentId)!) best = c;
+        if (best === null || score > bestScore || (score === bestScore && byId(c, best) < 0)) {
+          best = c;
+          bestScore = score;
+        }
       }
-      rr.set(best!.agentId, rr.get(best!.agentId)! - total);
+      rr.set(best!.agentId, bestScore - total);
       return best;
     }
   }

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { breakerAllowance, afterOutcome } from "../../durable-objects/pool-coordinator/breaker";
 import { pick, utilization, type Candidate, type Strategy } from "../../durable-objects/pool-coordinator/balancing";
@@ -187,5 +188,47 @@ describe("load-balancing strategies", () => {
 
   it("nothing to pick from answers null", () => {
     expect(pick("least_connections", [], new Map())).toBeNull();
+  });
+
+  it("choose in one pass exactly what sorting every candidate would choose, in any input order", () => {
+    // The reference: sort by the strategy's order and take the first; smooth weighted round robin over the
+    // candidates in id order.
+    const byId = (a: Candidate, b: Candidate) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0);
+    const reference = (strategy: Strategy, list: Candidate[], rr: Map<string, number>): Candidate => {
+      const sorted = (order: (a: Candidate, b: Candidate) => number) => [...list].sort(order)[0]!;
+      if (strategy === "least_connections") return sorted((a, b) => a.inFlight - b.inFlight || a.inFlight / a.maxConcurrency - b.inFlight / b.maxConcurrency || byId(a, b));
+      if (strategy === "resource_aware") return sorted((a, b) => utilization(a) - utilization(b) || byId(a, b));
+      if (strategy === "latency_based") return sorted((a, b) => (a.latencyMs ?? -1) - (b.latencyMs ?? -1) || a.inFlight - b.inFlight || byId(a, b));
+      let total = 0;
+      let best: Candidate | null = null;
+      for (const c of [...list].sort(byId)) {
+        const score = (rr.get(c.agentId) ?? 0) + c.weight;
+        rr.set(c.agentId, score);
+        total += c.weight;
+        if (best === null || score > rr.get(best.agentId)!) best = c;
+      }
+      rr.set(best!.agentId, rr.get(best!.agentId)! - total);
+      return best!;
+    };
+    const candidate = fc.record({
+      agentId: fc.constantFrom("a", "b", "c", "d", "e", "f", "g"),
+      inFlight: fc.integer({ min: 0, max: 4 }),
+      maxConcurrency: fc.integer({ min: 4, max: 8 }),
+      weight: fc.integer({ min: 1, max: 4 }),
+      currentLoad: fc.constantFrom(0, 0.25, 0.5, 1),
+      latencyMs: fc.option(fc.integer({ min: 1, max: 5 }), { nil: null }),
+    });
+    const strategies: Strategy[] = ["least_connections", "resource_aware", "latency_based", "weighted_round_robin"];
+    fc.assert(
+      fc.property(fc.uniqueArray(candidate, { selector: (c) => c.agentId, minLength: 1, maxLength: 7 }), fc.constantFrom(...strategies), fc.integer({ min: 1, max: 12 }), (list, strategy, rounds) => {
+        const ours = new Map<string, number>();
+        const theirs = new Map<string, number>();
+        for (let i = 0; i < rounds; i++) {
+          expect(pick(strategy, list, ours)!.agentId).toBe(reference(strategy, list, theirs).agentId);
+          expect([...ours.entries()].sort()).toEqual([...theirs.entries()].sort());
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
