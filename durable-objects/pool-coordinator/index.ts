@@ -483,6 +483,19 @@ export class PoolCoordinator extends DurableObject<Env> {
     return this.socketCache;
   }
 
+  /** The same sockets by agent (the first of an agent's, as `getWebSockets(agentId)[0]`), rebuilt with the cache. */
+  private socketIndex: { from: Map<WebSocket, SocketAttachment>; byAgent: Map<string, [WebSocket, SocketAttachment]> } | null = null;
+
+  private socketOf(agentId: string): [WebSocket, SocketAttachment] | undefined {
+    const all = this.sockets();
+    if (this.socketIndex?.from !== all) {
+      const byAgent = new Map<string, [WebSocket, SocketAttachment]>();
+      for (const [ws, attachment] of all) if (!byAgent.has(attachment.agentId)) byAgent.set(attachment.agentId, [ws, attachment]);
+      this.socketIndex = { from: all, byAgent };
+    }
+    return this.socketIndex.byAgent.get(agentId);
+  }
+
   /** Audit records of socket traffic gather for a moment and go to each tenant's log in one append. */
   private readonly auditQueue = new Map<string, AuditEntry[]>();
   private auditTimer: ReturnType<typeof setTimeout> | null = null;
@@ -553,9 +566,11 @@ export class PoolCoordinator extends DurableObject<Env> {
           try {
             const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
             for (const task of tasks) this.plaintexts.take(task.payload);
-            const socket = this.ctx.getWebSockets(agentId)[0];
-            socket?.send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
-            if (socket) this.auditLater(socket.deserializeAttachment() as SocketAttachment, "task.lease", tasks.map((t) => t.id), "success");
+            const socket = this.socketOf(agentId);
+            if (socket) {
+              socket[0].send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
+              this.auditLater(socket[1], "task.lease", tasks.map((t) => t.id), "success");
+            }
           } catch (err) {
             // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.
             console.warn(`agent ${agentId}: could not push ${tasks.length} task(s)`, err);
