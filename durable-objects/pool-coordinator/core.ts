@@ -117,6 +117,9 @@ export class PoolCore {
     this.lanes.reload();
     this.tasks.takeEffects();
     this.tasks.discardCounts();
+    // A tenant first seen by the rolled-back transaction is not in the table after all.
+    this.knownTenants.clear();
+    this.unlisted = true;
   }
 
   // ---- tenants of the pool, and their listing in the directory ----------------------------------------------

@@ -95,9 +95,9 @@ interface SocketAttachment {
   ip: string | null;
 }
 
-/** How long audit records of socket traffic gather before they go to the audit log in one append. */
 /** Characters of plaintext payloads held for push (about 8 MB as UTF-16). */
 const PLAINTEXT_CACHE_CHARS = 4_000_000;
+/** How long audit records of socket traffic gather before they go to the audit log in one append. */
 const AUDIT_FLUSH_MS = 100;
 
 /** A socket whose credential ran out is closed with this code: the agent reconnects with a fresh token. */

@@ -88,6 +88,17 @@ describe("tenant isolation", () => {
     [a, b] = await Promise.all([keysFor("iso-a", pool), keysFor("iso-b", pool)]);
   });
 
+  it("a tenant whose first write was refused still owns the pool after its next write succeeds", async () => {
+    const keys = await keysFor("iso-late", pool);
+    const ghost = `${pool}.0.AAAAAAAAAAAAAAAAAAAAAA`;
+    // The first write of this tenant rolls back (an unknown dependency): nothing of it may stay, not even in caches.
+    expectError(await as(keys.client, "POST", "/v1/tasks", { type: `${pool}.x`, dependsOn: [ghost] }), 400, "invalid_request");
+    expectError(await as(keys.client, "GET", `/v1/pools/${pool}`), 404, "not_found");
+    expect((await as(keys.client, "POST", "/v1/tasks", { type: `${pool}.x` })).status).toBe(201);
+    expect((await as(keys.client, "GET", `/v1/pools/${pool}`)).body.queue.queued).toBe(1);
+    expect((await as(keys.client, "GET", "/v1/pools")).body.pools.map((p: any) => p.pool)).toEqual([pool]);
+  });
+
   it("another tenant's task answers 404 everywhere, and lists and counts show only one's own", async () => {
     const mine = (await as(a.client, "POST", "/v1/tasks", { type: `${pool}.x`, payload: { who: "a" } })).body;
     const theirs = (await as(b.client, "POST", "/v1/tasks", { type: `${pool}.x`, payload: { who: "b" } })).body;
