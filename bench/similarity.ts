@@ -25,13 +25,14 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import { cpus, loadavg, release, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { compileModule, instantiateSimilarity, type Corpus, type Similarity, type TopK } from "../src/wasm/similarity.ts";
 import { ClusteredData, recallAtK } from "./similarity-data.ts";
+import { commitOf, cpuModel, osName, packageVersion } from "./lib/machine.ts";
 
 const ROOT = join(fileURLToPath(import.meta.url), "..", "..");
 const DIM = 384;
@@ -70,30 +71,9 @@ if (SIZES.some((n) => !Number.isInteger(n) || n < 1000 || n > 2_000_000) || !Num
 // ---- machine --------------------------------------------------------------------------------------------------
 
 function describeMachine(): string {
-  let cpu = cpus()[0]?.model ?? "unknown";
-  try {
-    const line = readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("model name"));
-    if (line) cpu = line.split(":").slice(1).join(":").trim();
-  } catch {
-    // not Linux
-  }
-  let os = `${process.platform} ${release()}`;
-  try {
-    const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync("/etc/os-release", "utf8"))?.[1];
-    if (pretty) os = `${pretty} (kernel ${release()})`;
-  } catch {
-    // no os-release
-  }
-  let code = "unknown";
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    const dirty = git("status", "--porcelain", "--", "assembly/similarity.ts", "assembly/similarity", "src/wasm/similarity.ts", "bench/similarity.ts") !== "";
-    code = `${git("rev-parse", "--short", "HEAD")}${dirty ? "+dirty" : ""}`;
-  } catch {
-    // not a git work tree
-  }
-  const asc = (JSON.parse(readFileSync(join(ROOT, "node_modules", "assemblyscript", "package.json"), "utf8")) as { version: string }).version;
-  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os}; Node ${process.version} (V8 ${process.versions.v8}), AssemblyScript ${asc}; code ${code}`;
+  const code = commitOf(["assembly/similarity.ts", "assembly/similarity", "src/wasm/similarity.ts", "bench/similarity.ts"]);
+  const asc = packageVersion("assemblyscript");
+  return `${cpuModel()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${osName()}; Node ${process.version} (V8 ${process.versions.v8}), AssemblyScript ${asc}; code ${code}`;
 }
 
 let clockTicks = 100;

@@ -11,12 +11,13 @@
 // The last line printed is one JSON object with the results.
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ROOT, startDevServer, type DevServer } from "../scripts/dev-server.ts";
+import { commitOf, cpuModel, osName, packageVersion } from "./lib/machine.ts";
 
 // ---- options ------------------------------------------------------------------------------------------------
 
@@ -94,38 +95,9 @@ interface Machine {
 }
 
 function describeMachine(): Machine {
-  let cpu = cpus()[0]?.model ?? "unknown";
-  try {
-    const line = readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("model name"));
-    if (line) cpu = line.split(":").slice(1).join(":").trim();
-  } catch {
-    // not Linux: keep what os.cpus() said
-  }
-  let os = `${process.platform} ${release()}`;
-  try {
-    const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync("/etc/os-release", "utf8"))?.[1];
-    if (pretty) os = `${pretty} (kernel ${release()})`;
-  } catch {
-    // no os-release
-  }
-  let wrangler = "unknown";
-  try {
-    wrangler = (JSON.parse(readFileSync(join(ROOT, "node_modules", "wrangler", "package.json"), "utf8")) as { version: string }).version;
-  } catch {
-    // not installed where expected
-  }
   // A snapshot run is told its commit; otherwise ask git, and say when the Worker's sources have local changes.
-  let code = process.env.DAA_BENCH_CODE ?? "unknown";
-  if (process.env.DAA_BENCH_CODE === undefined) {
-    try {
-      const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-      const dirty = git("status", "--porcelain", "--", "src", "durable-objects", "wrangler.toml", "package.json") !== "";
-      code = `${git("rev-parse", "--short", "HEAD")}${dirty ? "+dirty" : ""}`;
-    } catch {
-      // not a git work tree
-    }
-  }
-  return { cpu, cores: cpus().length, ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, os, node: process.version, wrangler, code };
+  const code = process.env.DAA_BENCH_CODE ?? commitOf(["src", "durable-objects", "wrangler.toml", "package.json"]);
+  return { cpu: cpuModel(), cores: cpus().length, ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, os: osName(), node: process.version, wrangler: packageVersion("wrangler"), code };
 }
 
 // ---- --snapshot: run from a copy of HEAD ------------------------------------------------------------------------
