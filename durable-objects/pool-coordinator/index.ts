@@ -103,6 +103,8 @@ const AUDIT_FLUSH_MS = 100;
 /** A socket whose credential ran out is closed with this code: the agent reconnects with a fresh token. */
 const CLOSE_CREDENTIAL_EXPIRED = 4001;
 const CLOSE_AGENT_REMOVED = 4002;
+/** The sockets opened with an API key (or a token from it) close with this code when the key is revoked. */
+const CLOSE_CREDENTIAL_REVOKED = 4003;
 
 /** Most timers one alarm works off before it hands the object back to requests and re-arms itself. */
 const ALARM_ROUNDS = 8;
@@ -259,6 +261,25 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   async transitionAgent(principal: Principal, agentId: string, to: AgentState): Promise<Outcome<AgentRecord>> {
     return this.change(false, (core, now) => core.transitionAgent(principal, agentId, to, now));
+  }
+
+  /**
+   * Closes the sockets opened with a credential of this API key (directly or through a token issued from it): a
+   * revoked key stops at once on sockets too. Answers how many were closed.
+   */
+  async closeSocketsOfKey(keyId: string): Promise<number> {
+    let closed = 0;
+    for (const [ws, { principal }] of this.sockets()) {
+      if (principal.allTenants || principal.actor !== keyId) continue;
+      try {
+        ws.close(CLOSE_CREDENTIAL_REVOKED, "the API key was revoked");
+      } catch {
+        // already closing
+      }
+      closed++;
+    }
+    if (closed > 0) this.socketCache = null;
+    return closed;
   }
 
   async deleteAgent(principal: Principal, agentId: string): Promise<Outcome<null>> {

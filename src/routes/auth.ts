@@ -8,6 +8,7 @@ import { hashKey, newApiKey, parseApiKey } from "../security/credentials";
 import { issueToken, keyringFromEnv } from "../security/keyring";
 import { enforceRateLimits } from "../security/rate-limit";
 import { ApiError } from "../shared/errors";
+import { coordinator, directory } from "../pools";
 import type { KeyRecord } from "../../durable-objects/key-store";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
@@ -82,6 +83,10 @@ export function authRoutes(routes: Routes): void {
       ownTenant(c, params.tenant);
       const revoked = await c.env.KEYS.getByName(params.tenant).revoke(params.id, Date.now());
       if (!revoked) throw new ApiError("not_found", `no key ${params.id} in tenant ${params.tenant}`);
+      // Agent sockets opened with the key close too: in its pool, or in every pool its tenant uses (an agent
+      // registers before it connects, and registering is a write that lists the tenant in the directory).
+      const pools = revoked.pool !== null ? [revoked.pool] : (await directory(c.env).list(revoked.tenant)).map((p) => p.pool);
+      await Promise.all(pools.map((pool) => coordinator(c.env, pool).closeSocketsOfKey(revoked.id)));
       return c.json(presentKey(revoked));
     },
   );

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import { issueToken, keyringFromEnv } from "../../src/security/keyring";
 import { ADMIN_KEY, api, expectError, freshPool, PoolClock, register, submit } from "../helpers";
+import { as, createKey } from "../security/fixtures";
 
 /** An agent's end of the WebSocket, as a test drives it: send frames, await the mesh's messages in order. */
 class AgentSocket {
@@ -247,6 +248,40 @@ describe("a socket's rights and wake-ups", () => {
     expect((await api("DELETE", `/v1/pools/${pool}/agents/a1`)).status).toBe(200);
     await other.drain(200);
     expect(other.closeCode).toBe(4002);
+  });
+
+  it("closes the sockets opened with a revoked API key or a token of it, in its pool or every pool of its tenant", async () => {
+    const pool = freshPool("wsr");
+    const other = freshPool("wsr");
+    const agentKey = await createKey("revoke-ws", ["agent"], pool);
+    const operatorKey = await createKey("revoke-ws", ["operator"]);
+    const keeper = await createKey("revoke-ws", ["operator"]);
+    expect((await as(agentKey.key, "POST", `/v1/pools/${pool}/agents`, { agentId: "k1" })).status).toBe(201);
+    expect((await as(agentKey.key, "POST", `/v1/pools/${pool}/agents`, { agentId: "k2" })).status).toBe(201);
+    expect((await as(operatorKey.key, "POST", `/v1/pools/${other}/agents`, { agentId: "o1" })).status).toBe(201);
+    expect((await as(keeper.key, "POST", `/v1/pools/${other}/agents`, { agentId: "o2" })).status).toBe(201);
+    const issued = await api("POST", "/v1/auth/token", { apiKey: agentKey.key }, { token: null });
+    expect(issued.status).toBe(200);
+    const token = issued.body.token as string;
+    const byKey = await connect(pool, "k1", agentKey.key);
+    const byToken = await connect(pool, "k2", token);
+    const byOperator = await connect(other, "o1", operatorKey.key);
+    const kept = await connect(other, "o2", keeper.key);
+    for (const ws of [byKey, byToken, byOperator, kept]) expect((await ws.next()).type).toBe("hello");
+    // A pool-bound key: its pool only.
+    expect((await api("DELETE", `/v1/tenants/revoke-ws/keys/${agentKey.id}`)).status).toBe(200);
+    await byKey.drain(200);
+    await byToken.drain(0);
+    expect([byKey.closeCode, byToken.closeCode]).toEqual([4003, 4003]);
+    // A key of the tenant: every pool the tenant uses; another key's socket stays open.
+    expect((await api("DELETE", `/v1/tenants/revoke-ws/keys/${operatorKey.id}`)).status).toBe(200);
+    await byOperator.drain(200);
+    expect(byOperator.closeCode).toBe(4003);
+    expect(kept.closed).toBe(false);
+    kept.send({ type: "ready", credits: 1 });
+    await submit(other);
+    expect((await kept.next()).type).toBe("task");
+    kept.close();
   });
 
   it("pushes nothing to a socket without a verified client certificate once the pool requires one", async () => {
