@@ -162,6 +162,15 @@ export class PoolCoordinator extends DurableObject<Env> {
   /** Plaintext payloads of tasks just submitted, by envelope (memory only; see {@link PlaintextCache}). */
   private readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
 
+  /** Whether tasks with these idempotency keys (null: none) fit in the tenant's quota; a pool not yet written has room. */
+  async checkQuota(principal: Principal, idempotencyKeys: (string | null)[]): Promise<Outcome<null>> {
+    if (!this.core) return ok(null);
+    return this.read((core) => {
+      core.tasks.checkQuota(principal, idempotencyKeys);
+      return null;
+    });
+  }
+
   async missingDependencies(principal: Principal, ids: string[]): Promise<Outcome<string[]>> {
     if (!this.core) return ok(ids);
     return this.read((core) => core.tasks.missing(principal, ids));

@@ -369,6 +369,28 @@ export class TaskStore {
     });
   }
 
+  /**
+   * Refuses, as a submit of these tasks would, when they cannot fit in the tenant's quota: for a batch over
+   * several pools, checked in every pool before any of them commits. Tasks whose idempotency key already names
+   * a task add nothing.
+   */
+  checkQuota(principal: Principal, idempotencyKeys: readonly (string | null)[]): void {
+    const keys = idempotencyKeys.filter((k): k is string => k !== null);
+    const repeats =
+      keys.length === 0
+        ? 0
+        : this.sql
+            .exec<{ n: number }>(
+              "SELECT count(*) AS n FROM tasks WHERE tenant = ? AND idempotency_key IN (SELECT DISTINCT value FROM json_each(?))",
+              principal.tenant,
+              JSON.stringify(keys),
+            )
+            .one().n;
+    const added = idempotencyKeys.length - repeats - (keys.length - new Set(keys).size);
+    const quota = this.opts.maxUnfinishedPerTenant();
+    if (this.unfinishedOf(principal.tenant) + added > quota) throw this.quotaExceeded(principal.tenant, quota);
+  }
+
   /** Tasks currently leased to an agent. */
   inFlight(agentId: string): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM tasks WHERE agent_id = ? AND status = 'leased'", agentId).one().n;

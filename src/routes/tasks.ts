@@ -165,6 +165,12 @@ export function taskRoutes(routes: Routes): void {
         );
         if (missing.flat().length > 0) throw new ApiError("invalid_request", "some dependencies do not exist; none was submitted", missing.flat());
       }
+      // Likewise the quota: a pool that would refuse its part refuses the whole batch before any pool commits (a
+      // concurrent submit can still take the room in between; that pool then refuses alone).
+      if (groups.length > 1) {
+        const checks = await Promise.all(groups.map(([pool, g]) => coordinator(c.env, pool).checkQuota(c.var.caller, g.inputs.map((t) => t.idempotencyKey))));
+        for (const check of checks) unwrap(check);
+      }
       const out = new Array<ReturnType<typeof presentTask>>(body.tasks.length);
       await Promise.all(
         groups.map(async ([pool, { indexes, inputs }]) => {

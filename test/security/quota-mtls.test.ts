@@ -106,6 +106,26 @@ describe("per-tenant quota of unfinished tasks (maxUnfinishedPerTenant)", () => 
     expect(await allRows(pool)).toBe(3);
   });
 
+  it("refuses a batch over several pools as a whole when one pool's part would cross the quota, committing none", async () => {
+    const roomy = freshPool("quota");
+    const full = freshPool("quota");
+    const tenant = freshTenant();
+    const client = await keyFor(tenant, ["client"]);
+    expect((await api("PUT", `/v1/pools/${full}/config`, { maxUnfinishedPerTenant: 2 })).status).toBe(200);
+    expect((await api("POST", "/v1/tasks", { type: `${full}.work`, idempotencyKey: "k" }, { token: client })).status).toBe(201);
+    expect((await api("POST", "/v1/tasks", { type: `${roomy}.work` }, { token: client })).status).toBe(201);
+    const batch = (fullPart: object[]) => api("POST", "/v1/tasks/batch", { tasks: [{ type: `${roomy}.work` }, ...fullPart] }, { token: client });
+    // Two new tasks for the full pool: one too many, so the roomy pool gets nothing either.
+    expectQuotaRefusal(await batch([{ type: `${full}.work` }, { type: `${full}.work` }]), 2);
+    expect(await allRows(roomy)).toBe(1);
+    expect(await allRows(full)).toBe(1);
+    // A repeated idempotency key adds nothing, so this one fits in both.
+    const fits = await batch([{ type: `${full}.work`, idempotencyKey: "k" }, { type: `${full}.work` }]);
+    expect(fits.status).toBe(201);
+    expect(await allRows(roomy)).toBe(2);
+    expect(await allRows(full)).toBe(2);
+  });
+
   it("counts each tenant on its own in a shared pool", async () => {
     const pool = freshPool("quota");
     const [ta, tb] = [freshTenant(), freshTenant()];
