@@ -20,6 +20,8 @@ export interface OptionalSecrets {
 /** What a route asks the audit trail to record about the request, besides who, when, where and the outcome. */
 export interface AuditNote {
   target: string;
+  /** The tenant whose resource the act touched, when the handler knows it: a record goes to its chain too. */
+  tenant?: string;
   /** Nothing worth a record happened (an empty long poll). */
   skip?: boolean;
 }

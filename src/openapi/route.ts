@@ -139,10 +139,12 @@ export class Routes {
     if (note?.skip) return;
     const target = note?.target ?? (Object.values(c.req.param() as Record<string, string>).join("/") || spec.path);
     const entry = { actor: actorName(caller), action, target, outcome, ip: c.req.header("cf-connecting-ip") ?? null, at: Date.now() };
-    // The record goes to the acting tenant's chain; when the bootstrap key acts on another tenant's keys, that
-    // tenant's auditors must see it too.
-    const subject = (c.req.param() as Record<string, string | undefined>).tenant;
-    const chains = caller.allTenants && subject !== undefined && subject !== caller.tenant ? [caller.tenant, subject] : [caller.tenant];
+    // The record goes to the acting tenant's chain. When the bootstrap key acts on another tenant's keys, or
+    // anyone (the bootstrap key, a shared-fleet operator) acted on another tenant's task, that tenant's auditors
+    // must see it too.
+    const keysOf = (c.req.param() as Record<string, string | undefined>).tenant;
+    const subject = caller.allTenants && keysOf !== undefined ? keysOf : note?.tenant;
+    const chains = subject !== undefined && subject !== caller.tenant ? [caller.tenant, subject] : [caller.tenant];
     await Promise.all(chains.map((chain) => recordAudit(c.env, chain, entry)));
   }
 

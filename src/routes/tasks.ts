@@ -228,7 +228,11 @@ export function taskRoutes(routes: Routes): void {
       params: TaskIdParams,
       responses: { 200: { description: "the task, cancelled", schema: Task }, 404: err("no such task"), 409: err("already final") },
     },
-    async (c, { params }) => c.json(presentTask(await openTask(c.env, unwrap(await coordinatorOfTask(c.env, params.id).cancel(c.var.caller, params.id))))),
+    async (c, { params }) => {
+      const task = unwrap(await coordinatorOfTask(c.env, params.id).cancel(c.var.caller, params.id));
+      c.set("audit", { target: params.id, tenant: task.tenant });
+      return c.json(presentTask(await openTask(c.env, task)));
+    },
   );
 
   routes.add(
@@ -245,7 +249,9 @@ export function taskRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
       const result = JSON.stringify(body.result ?? null);
-      return c.json(presentTask(await openTask(c.env, unwrap(await coordinatorOfTask(c.env, params.id).complete(c.var.caller, params.id, body.leaseToken, result)))));
+      const task = unwrap(await coordinatorOfTask(c.env, params.id).complete(c.var.caller, params.id, body.leaseToken, result));
+      c.set("audit", { target: params.id, tenant: task.tenant });
+      return c.json(presentTask(await openTask(c.env, task)));
     },
   );
 
@@ -268,6 +274,7 @@ export function taskRoutes(routes: Routes): void {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
       const error = body.error ?? DEFAULT_FAILURE;
       const task = unwrap(await coordinatorOfTask(c.env, params.id).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(error), body.retryable));
+      c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(await openTask(c.env, task)));
     },
   );

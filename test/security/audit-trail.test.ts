@@ -248,3 +248,42 @@ describe("the audit trail of a tenant, through the HTTP API", () => {
     expect((await api("GET", `/v1/audit/verify?tenant=${tenant}`)).body).toEqual({ ok: false, brokenAt: 6 });
   });
 });
+
+describe("acts on another tenant's task", () => {
+  it("are recorded in the actor's chain and in the chain of the task's tenant", async () => {
+    const owner = freshTenant();
+    const fleet = freshTenant();
+    const pool = freshPool("aud-x");
+    const client = await createKey(owner, ["client"]);
+    const operator = await createKey(fleet, ["operator"]);
+    const submitted = async () => (await api("POST", "/v1/tasks", { type: `${pool}.work` }, { ...FROM, token: client.key })).body.id as string;
+    // The bootstrap key cancels the owner's task.
+    const cancelled = await submitted();
+    expect((await api("POST", `/v1/tasks/${cancelled}/cancel`, undefined, FROM)).status).toBe(200);
+    // A shared-fleet agent of another tenant completes one and fails one.
+    const [done, failed] = [await submitted(), await submitted()];
+    expect((await api("POST", `/v1/pools/${pool}/agents`, { agentId: "fleet-1", maxConcurrency: 5 }, { ...FROM, token: operator.key })).status).toBe(201);
+    const leased = (await api("POST", `/v1/pools/${pool}/agents/fleet-1/lease`, { max: 2 }, { ...FROM, token: operator.key })).body.tasks as { id: string; leaseToken: string }[];
+    expect(leased.map((t) => t.id)).toEqual([done, failed]);
+    expect((await api("POST", `/v1/tasks/${done}/complete`, { leaseToken: leased[0]!.leaseToken }, { ...FROM, token: operator.key })).status).toBe(200);
+    expect((await api("POST", `/v1/tasks/${failed}/fail`, { leaseToken: leased[1]!.leaseToken, retryable: false }, { ...FROM, token: operator.key })).status).toBe(200);
+    // A refused act (the task, finished, is no longer the fleet's to see) stays in the actor's chain only.
+    expectError(await api("POST", `/v1/tasks/${done}/complete`, { leaseToken: leased[0]!.leaseToken }, { ...FROM, token: operator.key }), 404, "not_found");
+
+    const byOperator = `key:${operator.id}`;
+    const taskActs = (records: AuditRecord[]) => records.filter((r) => r.action.startsWith("task.") && r.action !== "task.submit" && r.action !== "task.lease").map(gist);
+    expect(taskActs(await chain(owner))).toEqual([
+      { actor: "admin-key", action: "task.cancel", target: cancelled, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.complete", target: done, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.fail", target: failed, outcome: "success", ip: IP },
+    ]);
+    expect(taskActs(await chain(fleet))).toEqual([
+      { actor: byOperator, action: "task.complete", target: done, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.fail", target: failed, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.complete", target: done, outcome: "not_found", ip: IP },
+    ]);
+    expect(taskActs(await chain("default")).filter((r) => r.target === cancelled)).toEqual([
+      { actor: "admin-key", action: "task.cancel", target: cancelled, outcome: "success", ip: IP },
+    ]);
+  });
+});
