@@ -3,6 +3,7 @@
 import { ByteReader, ByteWriter, checkReplica } from "./bytes.js";
 import { CrdtError, CrdtErrorCode } from "./errors.js";
 import { MAX_SAFE } from "./format.js";
+import { readVersionVector } from "./vclock.js";
 
 /** One event: the `counter`-th event of `replica`. */
 export interface Dot {
@@ -95,18 +96,7 @@ export class CausalContext {
   /** Reads and checks a context: strictly increasing, no zero counter, cloud dots at vv + 2 or above. */
   static read(r: ByteReader): CausalContext {
     const c = new CausalContext();
-    const n = r.count();
-    let prev = -1;
-    for (let i = 0; i < n; i++) {
-      const at = r.pos;
-      const replica = r.replica();
-      const counterAt = r.pos;
-      const counter = r.varint();
-      if (replica <= prev) r.fail(CrdtErrorCode.NOT_SORTED, at);
-      if (counter === 0) r.fail(CrdtErrorCode.ZERO, counterAt);
-      c.vv.set(replica, counter);
-      prev = replica;
-    }
+    for (const [replica, counter] of readVersionVector(r)) c.vv.set(replica, counter);
     const m = r.count();
     let prevReplica = -1;
     let prevCounter = 0;

@@ -48,19 +48,24 @@ export class VectorClock {
   }
 
   static readBody(r: ByteReader): VectorClock {
-    const entries = new Map<number, number>();
-    const n = r.count();
-    let prev = -1;
-    for (let i = 0; i < n; i++) {
-      const at = r.pos;
-      const replica = r.replica();
-      const counterAt = r.pos;
-      const counter = r.varint();
-      if (replica <= prev) r.fail(CrdtErrorCode.NOT_SORTED, at);
-      if (counter === 0) r.fail(CrdtErrorCode.ZERO, counterAt);
-      entries.set(replica, counter);
-      prev = replica;
-    }
-    return new VectorClock(entries);
+    return new VectorClock(readVersionVector(r));
   }
+}
+
+/** Reads a version vector (a clock body, or a causal context's): replicas strictly increasing, no zero counter. */
+export function readVersionVector(r: ByteReader): Map<number, number> {
+  const entries = new Map<number, number>();
+  const n = r.count();
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    const at = r.pos;
+    const replica = r.replica();
+    const counterAt = r.pos;
+    const counter = r.varint();
+    if (replica <= prev) r.fail(CrdtErrorCode.NOT_SORTED, at);
+    if (counter === 0) r.fail(CrdtErrorCode.ZERO, counterAt);
+    entries.set(replica, counter);
+    prev = replica;
+  }
+  return entries;
 }

@@ -239,32 +239,20 @@ export class CrdtWasm {
 
   /** Copies the inputs in, calls, copies the result out; every block is given back. */
   private call(inputs: readonly Uint8Array[], fn: (x: Exports, ptrs: number[]) => number): Uint8Array {
-    const x = this.x;
-    const ptrs: number[] = [];
-    let trapped = false;
-    try {
-      for (const input of inputs) {
-        const ptr = x.alloc(input.length);
-        ptrs.push(ptr);
-        new Uint8Array(x.memory.buffer, ptr, input.length).set(input);
-      }
+    return this.withInputs(inputs, (x, ptrs) => {
       const out = fn(x, ptrs);
       if (out === 0) throw this.error();
       const bytes = new Uint8Array(x.memory.buffer, out, x.resultLength()).slice();
       x.free(out);
       return bytes;
-    } catch (err) {
-      if (err instanceof CrdtError) throw err;
-      trapped = true;
-      this.x = this.instantiate();
-      this.replacements++;
-      throw trapError(err);
-    } finally {
-      if (!trapped) for (const ptr of ptrs) x.free(ptr);
-    }
+    });
   }
 
-  private number(inputs: readonly Uint8Array[], fn: (x: Exports, ptrs: number[]) => number): number {
+  /**
+   * Copies the inputs into the module's memory and runs `fn` on their addresses; the blocks are given back after.
+   * A trap replaces the instance (its memory may be inconsistent) and is reported as a CrdtError.
+   */
+  private withInputs<T>(inputs: readonly Uint8Array[], fn: (x: Exports, ptrs: number[]) => T): T {
     const x = this.x;
     const ptrs: number[] = [];
     let trapped = false;
@@ -276,6 +264,7 @@ export class CrdtWasm {
       }
       return fn(x, ptrs);
     } catch (err) {
+      if (err instanceof CrdtError) throw err;
       trapped = true;
       this.x = this.instantiate();
       this.replacements++;
@@ -305,14 +294,14 @@ export class CrdtWasm {
 
   /** Checks an encoding completely; returns its type, or throws the `CrdtError` the codec would. */
   validate(bytes: Uint8Array): CrdtType {
-    const t = this.number([bytes], (x, [p]) => x.validate(p!, bytes.length));
+    const t = this.withInputs([bytes], (x, [p]) => x.validate(p!, bytes.length));
     if (t === 0) throw this.error();
     return t as CrdtType;
   }
 
   /** How vector clock `a` compares with `b`. */
   compareClocks(a: Uint8Array, b: Uint8Array): ClockOrder {
-    const c = this.number([a, b], (x, [pa, pb]) => x.compareClocks(pa!, a.length, pb!, b.length));
+    const c = this.withInputs([a, b], (x, [pa, pb]) => x.compareClocks(pa!, a.length, pb!, b.length));
     if (c < 0) throw this.error();
     return ORDERS[c]!;
   }
