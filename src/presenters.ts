@@ -2,7 +2,18 @@ import type { AgentRecord, LeasedTask, TaskRecord } from "../durable-objects/poo
 
 /** Records of the coordinators turned into the API's JSON: timestamps as ISO 8601, payloads parsed. */
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+// A batch of tasks shares a few instants (its submit time, its lease time): the last few conversions are kept, as
+// formatting a date costs more than presenting the rest of a task.
+const recentIso = new Map<number, string>();
+const iso = (ms: number): string => {
+  let text = recentIso.get(ms);
+  if (text === undefined) {
+    text = new Date(ms).toISOString();
+    if (recentIso.size >= 8) recentIso.delete(recentIso.keys().next().value!);
+    recentIso.set(ms, text);
+  }
+  return text;
+};
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
 export function presentTask(task: TaskRecord) {

@@ -4,6 +4,7 @@ import { DEFAULT_CONFIG, mergeConfig, type PoolConfigPatch } from "./config";
 import { random01 } from "./ids";
 import { LaneStore } from "./lanes";
 import { pick, type RoundRobinState } from "./balancing";
+import { ReadyRound } from "./ready-round";
 import { migrate } from "./schema";
 import { fitKey } from "./queue-rules";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
@@ -207,35 +208,45 @@ export class PoolCore {
 
   /**
    * Pushes work to connected agents, in one transaction: the pool's strategy picks an agent among those with
-   * credits and room, it is leased up to a small quantum of tasks, and so on until no agent can take more or
-   * nothing fits. Answers the leases per agent; each consumed a credit.
+   * credits and room, it gets up to a small quantum of tasks, and so on until no agent can take more or nothing
+   * fits; then every pick is leased in one statement. Answers the leases per agent; each consumed a credit.
    */
   dispatch(connected: ReadonlySet<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
     const strategy = this.config().strategy;
-    const out = new Map<string, LeasedTask[]>();
     // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
     let candidates = this.agents.candidates(connected).map((c) => {
       const fit = this.agents.fit(c.row);
       return { ...c, fit, key: fitKey(fit) };
     });
+    // The picks are planned over the ready tasks each kind of agent reads once, then leased in one statement.
+    const fits = new Map(candidates.map((c) => [c.key, c.fit]));
+    const budgets = new Map<string, number>();
+    for (const c of candidates) budgets.set(c.key, (budgets.get(c.key) ?? 0) + Math.min(c.credits, c.room));
+    const ready = new ReadyRound((key, n) => this.tasks.ready(fits.get(key)!, n));
+    const plan: { seq: number; agentId: string }[] = [];
     while (candidates.length > 0) {
       const chosen = pick(strategy, candidates, rr)!;
       const want = Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM);
-      const leased = this.tasks.lease(chosen.fit, want, now);
-      if (leased.length < want) {
+      const seqs = ready.take(chosen.key, want, budgets.get(chosen.key)!);
+      if (seqs.length < want) {
         // The lanes this agent accepts are empty now, and so they are for every agent that accepts the same
-        // lanes: they all drop out of this round (a round costs one lease per kind of agent, not per agent).
+        // lanes: they all drop out of this round.
         candidates = candidates.filter((c) => c.key !== chosen.key);
-        if (leased.length === 0) continue;
+        if (seqs.length === 0) continue;
       }
-      chosen.credits -= leased.length;
-      chosen.room -= leased.length;
-      chosen.inFlight += leased.length;
-      const list = out.get(chosen.agentId);
-      if (list) list.push(...leased);
-      else out.set(chosen.agentId, leased);
+      chosen.credits -= seqs.length;
+      chosen.room -= seqs.length;
+      chosen.inFlight += seqs.length;
+      for (const seq of seqs) plan.push({ seq, agentId: chosen.agentId });
       if (chosen.credits <= 0 || chosen.room <= 0) candidates = candidates.filter((c) => c !== chosen);
     }
+    const out = new Map<string, LeasedTask[]>();
+    this.tasks.leaseTo(plan, now).forEach((task, i) => {
+      const agentId = plan[i]!.agentId;
+      const list = out.get(agentId);
+      if (list) list.push(task);
+      else out.set(agentId, [task]);
+    });
     for (const [agentId, leased] of out) this.agents.useCredits(agentId, leased.length);
     return out;
   }

@@ -3,6 +3,7 @@ import { ApiError, ERROR_STATUS, ok, type ErrorBody, type Outcome } from "../../
 import { presentLeased } from "../../src/presenters";
 import { openTasks } from "../../src/security/sealing";
 import { PlaintextCache } from "./plaintexts";
+import { TaskTenants } from "./task-tenants";
 import type { RoundRobinState } from "./balancing";
 import { frame, parseFrame, settlementsOf, type AgentMessage } from "./protocol";
 import type { PoolConfigPatch } from "./config";
@@ -97,6 +98,8 @@ interface SocketAttachment {
 
 /** Characters of plaintext payloads held for push (about 8 MB as UTF-16). */
 const PLAINTEXT_CACHE_CHARS = 4_000_000;
+/** Tenants of pushed tasks held in memory (an id and a tenant: about 100 bytes each). */
+const TASK_TENANTS_HELD = 100_000;
 /** How long audit records of socket traffic gather before they go to the audit log in one append. */
 const AUDIT_FLUSH_MS = 100;
 
@@ -161,6 +164,8 @@ export class PoolCoordinator extends DurableObject<Env> {
 
   /** Plaintext payloads of tasks just submitted, by envelope (memory only; see {@link PlaintextCache}). */
   private readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
+  /** The tenants of tasks pushed to agents, to seal their results without a read (memory only; see {@link TaskTenants}). */
+  private readonly taskTenants = new TaskTenants(TASK_TENANTS_HELD);
 
   /** Whether tasks with these idempotency keys (null: none) fit in the tenant's quota; a pool not yet written has room. */
   async checkQuota(principal: Principal, idempotencyKeys: (string | null)[]): Promise<Outcome<null>> {
@@ -595,7 +600,10 @@ export class PoolCoordinator extends DurableObject<Env> {
         for (const [agentId, tasks] of pushed) {
           try {
             const opened = await openTasks(this.env as Env & OptionalSecrets, tasks, this.plaintexts);
-            for (const task of tasks) this.plaintexts.take(task.payload);
+            for (const task of tasks) {
+              this.plaintexts.take(task.payload);
+              this.taskTenants.remember(task.id, task.tenant);
+            }
             const socket = this.socketOf(agentId);
             if (socket) {
               socket[0].send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
@@ -697,6 +705,7 @@ export class PoolCoordinator extends DurableObject<Env> {
     if (!core) return;
     const effects = core.tasks.takeEffects();
     this.resultSignals.signal(effects.finished);
+    for (const id of effects.finished) this.taskTenants.forget(id);
     const wake = effects.ready || effects.released.size > 0 || effects.agentsChanged;
     if (wake && this.leaseWaiters.size > 0) this.leaseWaiters.poke();
     // The change says which timer it set earliest; the alarm moves only if that is sooner (no need to read the
@@ -740,7 +749,9 @@ export class PoolCoordinator extends DurableObject<Env> {
   /** Results are sealed with the key of their task's tenant (the agent's may differ: a shared fleet). */
   private async sealResults(items: Settlement[]): Promise<Settlement[]> {
     const keyring = keyringFromEnv(this.env as Env & OptionalSecrets);
-    const tenants = this.core?.tasks.tenantsOf(items.filter((i) => i.action === "complete").map((i) => i.id)) ?? new Map<string, string>();
+    const core = this.core;
+    const ids = items.filter((i) => i.action === "complete").map((i) => i.id);
+    const tenants = core ? this.taskTenants.resolve(ids, (missing) => core.tasks.tenantsOf(missing)) : new Map<string, string>();
     return Promise.all(
       items.map(async (item) => {
         if (item.action !== "complete") return item;

@@ -1,7 +1,7 @@
 import { ApiError } from "../../src/shared/errors";
 import { newTaskId, randomToken } from "./ids";
 import type { LaneStore } from "./lanes";
-import { afterFailedAttempt, canCancel, isFinal, mergeReady, type AgentFit, type FailureCause } from "./queue-rules";
+import { afterFailedAttempt, canCancel, isFinal, mergeReady, type AgentFit, type FailureCause, type ReadyRef } from "./queue-rules";
 import type { StatsStore } from "./stats";
 import { toRecord, type TaskRow } from "./task-rows";
 import { ALARM_BATCH } from "./timers";
@@ -400,34 +400,44 @@ export class TaskStore {
 
   /** Leases up to `n` ready tasks the agent fits, highest priority first, then oldest. */
   lease(agent: AgentFit & { agentId: string }, n: number, now: number): LeasedTask[] {
+    return this.leaseTo(
+      this.ready(agent, n).map(({ seq }) => ({ seq, agentId: agent.agentId })),
+      now,
+    );
+  }
+
+  /** The first `n` ready tasks an agent of this fit may take, in serving order. Reads only. */
+  ready(agent: AgentFit, n: number): ReadyRef[] {
     if (n <= 0) return [];
     const heads = this.lanes.fitting(agent).map((lane) =>
       this.sql
-        .exec<{ seq: number; priority: number }>(
-          "SELECT seq, priority FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?",
-          lane.id,
-          n,
-        )
+        .exec<{ seq: number; priority: number }>("SELECT seq, priority FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?", lane.id, n)
         .toArray(),
     );
-    const chosen = mergeReady(heads, n);
-    if (chosen.length === 0) return [];
-    // One statement for the whole lease: each task gets its own fresh token.
-    const tokens = new Map(chosen.map(({ seq }) => [seq, randomToken(16)]));
+    return mergeReady(heads, n);
+  }
+
+  /**
+   * Leases these queued tasks, each to its agent, in one statement; each lease gets its own fresh token. Answers
+   * them in the order given. A task that is not queued any more breaks the caller's plan: it throws, and the
+   * transaction rolls back.
+   */
+  leaseTo(assignments: readonly { seq: number; agentId: string }[], now: number): LeasedTask[] {
+    if (assignments.length === 0) return [];
     const rows = this.sql
       .exec<TaskRow>(
-        `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = ?1, lease_token = v.token,
-           lease_expires_at = ?2 + timeout_ms, timer_at = ?2 + timeout_ms, updated_at = ?2, leased_at = ?2
-         FROM (SELECT value ->> '$.seq' AS seq, value ->> '$.token' AS token FROM json_each(?3)) AS v
-         WHERE tasks.seq = v.seq RETURNING *`,
-        agent.agentId,
+        `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = v.agent, lease_token = v.token,
+           lease_expires_at = ?1 + timeout_ms, timer_at = ?1 + timeout_ms, updated_at = ?1, leased_at = ?1
+         FROM (SELECT value ->> '$.seq' AS seq, value ->> '$.token' AS token, value ->> '$.agent' AS agent FROM json_each(?2)) AS v
+         WHERE tasks.seq = v.seq AND +tasks.status = 'queued' RETURNING *`,
         now,
-        JSON.stringify(chosen.map(({ seq }) => ({ seq, token: tokens.get(seq) }))),
+        JSON.stringify(assignments.map(({ seq, agentId }) => ({ seq, token: randomToken(16), agent: agentId }))),
       )
       .toArray();
+    if (rows.length !== assignments.length) throw new Error(`lease of ${assignments.length - rows.length} task(s) that are not queued`);
     const bySeq = new Map(rows.map((r) => [r.seq, r]));
     const leased: LeasedTask[] = [];
-    for (const { seq } of chosen) {
+    for (const { seq } of assignments) {
       const row = bySeq.get(seq)!;
       leased.push({ ...this.record(row), attempt: row.attempts, leaseToken: row.lease_token!, leaseExpiresAt: row.lease_expires_at! });
       noteTimer(this.effects, row.lease_expires_at);
