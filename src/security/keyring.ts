@@ -54,6 +54,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 // Keyring from the environment
 
 const keyringCache = new Map<string, Keyring>();
+const keyringOfEnv = new WeakMap<object, Keyring>();
 
 /**
  * Builds the keyring from DAA_MASTER_KEY, DAA_KEY_VERSION and DAA_PREVIOUS_MASTER_KEYS
@@ -65,13 +66,20 @@ export function keyringFromEnv(env: {
   DAA_KEY_VERSION?: string;
   DAA_PREVIOUS_MASTER_KEYS?: string;
 }): Keyring {
+  // The bindings object of an isolate stays the same between requests: the keyring parsed from it is kept with it.
+  const bound = keyringOfEnv.get(env);
+  if (bound !== undefined) return bound;
   const cacheKey = JSON.stringify([env.DAA_MASTER_KEY, env.DAA_KEY_VERSION ?? null, env.DAA_PREVIOUS_MASTER_KEYS ?? null]);
   const cached = keyringCache.get(cacheKey);
-  if (cached !== undefined) return cached;
+  if (cached !== undefined) {
+    keyringOfEnv.set(env, cached);
+    return cached;
+  }
 
   const keyring = parseKeyring(env);
   if (keyringCache.size >= MAX_KEYRING_CACHE) keyringCache.clear();
   keyringCache.set(cacheKey, keyring);
+  keyringOfEnv.set(env, keyring);
   return keyring;
 }
 
@@ -185,10 +193,19 @@ function dataKey(keyring: Keyring, version: number, tenant: string): Promise<Cry
 // ---------------------------------------------------------------------------------------------------------
 // Encryption at rest
 
+const additionalDataCache = new Map<string, Uint8Array>();
+
 function additionalData(tenant: string, field: EncryptedField): Uint8Array {
   // Binding tenant and field means a ciphertext copied to another tenant's row, or from payload to
-  // result, fails authentication instead of decrypting.
-  return encoder.encode(`${tenant}\n${field}`);
+  // result, fails authentication instead of decrypting. WebCrypto copies its inputs, so one array serves every call.
+  const text = `${tenant}\n${field}`;
+  let bytes = additionalDataCache.get(text);
+  if (bytes === undefined) {
+    bytes = encoder.encode(text);
+    if (additionalDataCache.size >= 1_024) additionalDataCache.clear();
+    additionalDataCache.set(text, bytes);
+  }
+  return bytes;
 }
 
 /**
