@@ -22,6 +22,11 @@ export interface AuditNote {
   target: string;
   /** The tenant whose resource the act touched, when the handler knows it: a record goes to its chain too. */
   tenant?: string;
+  /**
+   * For a batch over several tenants' tasks: each tenant with the part of the batch that was its own. Every one
+   * other than the actor's gets a record in its chain, whose target names only its part.
+   */
+  subjects?: { tenant: string; target: string }[];
   /** Nothing worth a record happened (an empty long poll). */
   skip?: boolean;
 }

@@ -463,6 +463,7 @@ export class PoolCoordinator extends DurableObject<Env> {
           if (sealed[i]!.length > 0) {
             const refused = outcome.results.filter((r) => "error" in r).length;
             this.auditLater(f.attachment, "task.settle", sealed[i]!.map((s) => s.id), refused === 0 ? "success" : `${refused} refused`);
+            this.auditOthersLater(f.attachment, "task.settle", outcome.results);
           }
         });
         await this.afterCommit();
@@ -535,10 +536,10 @@ export class PoolCoordinator extends DurableObject<Env> {
   private readonly auditQueue = new Map<string, AuditEntry[]>();
   private auditTimer: ReturnType<typeof setTimeout> | null = null;
 
-  private auditLater(socket: SocketAttachment, action: string, ids: string[], outcome: string): void {
+  private auditLater(socket: SocketAttachment, action: string, ids: string[], outcome: string, chain = socket.principal.tenant): void {
     const at = Date.now();
-    const queue = this.auditQueue.get(socket.principal.tenant) ?? [];
-    this.auditQueue.set(socket.principal.tenant, queue);
+    const queue = this.auditQueue.get(chain) ?? [];
+    this.auditQueue.set(chain, queue);
     const entry: AuditEntry = { actor: socket.actor, action, target: "", outcome, ip: socket.ip, at };
     queue.push(entry);
     // The target names the batch as HTTP batches do: the count and a SHA-256 of the ids.
@@ -547,6 +548,21 @@ export class PoolCoordinator extends DurableObject<Env> {
     });
     this.pendingDigests.push(digest);
     this.auditTimer ??= setTimeout(() => this.ctx.waitUntil(this.flushAudit()), AUDIT_FLUSH_MS);
+  }
+
+  /**
+   * A shared agent's batch may touch other tenants' tasks: each of those tenants gets a record naming only its own
+   * (the actor's record names the whole batch). Refused items, which carry no tenant, changed nothing.
+   */
+  private auditOthersLater(socket: SocketAttachment, action: string, touched: readonly ({ id: string; tenant: string } | { id: string; error: unknown })[]): void {
+    const byTenant = new Map<string, string[]>();
+    for (const t of touched) {
+      if (!("tenant" in t) || t.tenant === socket.principal.tenant) continue;
+      const ids = byTenant.get(t.tenant) ?? [];
+      ids.push(t.id);
+      byTenant.set(t.tenant, ids);
+    }
+    for (const [tenant, ids] of byTenant) this.auditLater(socket, action, ids, "success", tenant);
   }
 
   private pendingDigests: Promise<void>[] = [];
@@ -608,6 +624,7 @@ export class PoolCoordinator extends DurableObject<Env> {
             if (socket) {
               socket[0].send(frame(opened.map((task) => ({ type: "task", task: presentLeased(task) }))));
               this.auditLater(socket[1], "task.lease", tasks.map((t) => t.id), "success");
+              this.auditOthersLater(socket[1], "task.lease", tasks);
             }
           } catch (err) {
             // A socket gone meanwhile: the leases stay until the agent's heartbeats are missed, as for any close.

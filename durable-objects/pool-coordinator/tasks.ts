@@ -462,11 +462,15 @@ export class TaskStore {
   }
 
   extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): number {
+    return this.extendLease(principal, id, leaseToken, extendMs, now).expiresAt;
+  }
+
+  private extendLease(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): { expiresAt: number; tenant: string } {
     const row = this.holding(principal, id, leaseToken, now);
     const expiresAt = now + (extendMs ?? row.timeout_ms);
     this.sql.exec("UPDATE tasks SET lease_expires_at = ?1, timer_at = ?1, updated_at = ?2 WHERE seq = ?3", expiresAt, now, row.seq);
     noteTimer(this.effects, expiresAt);
-    return expiresAt;
+    return { expiresAt, tenant: row.tenant };
   }
 
   /**
@@ -477,21 +481,28 @@ export class TaskStore {
     // The completions of a batch whose tasks are all distinct settle in one statement; whatever that does not
     // settle (an expired or stale lease, a task of another tenant held by a shared agent, ...) goes through the
     // exact path below, which also gives the precise error. With distinct tasks the order does not matter.
-    const settled = new Set<string>();
+    const settled = new Map<string, string>();
     const completes = items.filter((i): i is Extract<Settlement, { action: "complete" }> => i.action === "complete");
     if (completes.length > 1 && new Set(items.map((i) => i.id)).size === items.length) {
-      for (const id of this.completeMany(principal, completes, now)) settled.add(id);
+      for (const [id, tenant] of this.completeMany(principal, completes, now)) settled.set(id, tenant);
     }
     return items.map((item): SettlementResult => {
-      if (settled.has(item.id)) return { id: item.id, status: "succeeded" };
+      const tenant = settled.get(item.id);
+      if (tenant !== undefined) return { id: item.id, status: "succeeded", tenant };
       try {
         switch (item.action) {
-          case "complete":
-            return { id: item.id, status: this.complete(principal, item.id, item.leaseToken, item.result, now).status };
-          case "fail":
-            return { id: item.id, status: this.fail(principal, item.id, item.leaseToken, JSON.parse(item.error) as TaskError, item.retryable, now).status };
-          case "extend":
-            return { id: item.id, status: "leased", leaseExpiresAt: this.extend(principal, item.id, item.leaseToken, item.extendMs, now) };
+          case "complete": {
+            const task = this.complete(principal, item.id, item.leaseToken, item.result, now);
+            return { id: item.id, status: task.status, tenant: task.tenant };
+          }
+          case "fail": {
+            const task = this.fail(principal, item.id, item.leaseToken, JSON.parse(item.error) as TaskError, item.retryable, now);
+            return { id: item.id, status: task.status, tenant: task.tenant };
+          }
+          case "extend": {
+            const { expiresAt, tenant } = this.extendLease(principal, item.id, item.leaseToken, item.extendMs, now);
+            return { id: item.id, status: "leased", leaseExpiresAt: expiresAt, tenant };
+          }
         }
       } catch (err) {
         if (err instanceof ApiError && (err.code === "not_found" || err.code === "lease_lost")) {
@@ -505,9 +516,9 @@ export class TaskStore {
   /**
    * Completes many leased tasks in one UPDATE, for the cases the rule is plain: the current, unexpired lease of a
    * task the principal sees by tenant (and, for an agent credential, held by one of its agents). Answers the ids
-   * it completed; the caller settles the others one by one.
+   * it completed, with their tenants; the caller settles the others one by one.
    */
-  private completeMany(principal: Principal, items: readonly Extract<Settlement, { action: "complete" }>[], now: number): string[] {
+  private completeMany(principal: Principal, items: readonly Extract<Settlement, { action: "complete" }>[], now: number): [string, string][] {
     const retention = this.opts.retentionMs();
     const done = this.sql
       .exec<{ seq: number; id: string; tenant: string; agent_id: string | null; created_at: number; leased_at: number | null }>(
@@ -548,7 +559,7 @@ export class TaskStore {
       .toArray()
       .sort((a, b) => a.task_seq - b.task_seq || a.dep_seq - b.dep_seq);
     for (const { task_seq } of dependents) this.dependencySucceeded(task_seq, now);
-    return done.map((r) => r.id);
+    return done.map((r) => [r.id, r.tenant]);
   }
 
   /** One of a waiting task's dependencies succeeded: one fewer to wait for, and queued once none is left. */

@@ -100,7 +100,8 @@ export type Settlement =
 
 /** How one settlement went: the task's status after it, or why it was refused (nothing changed then). */
 export type SettlementResult =
-  | { id: string; status: TaskStatus; leaseExpiresAt?: number }
+  /** `tenant`: the task's, for the audit records of whoever settled it (not part of any response). */
+  | { id: string; status: TaskStatus; leaseExpiresAt?: number; tenant: string }
   | { id: string; error: { code: "not_found" | "lease_lost" | "forbidden"; message: string } };
 
 export interface LeasedTask extends TaskRecord {

@@ -145,7 +145,11 @@ export class Routes {
     const keysOf = (c.req.param() as Record<string, string | undefined>).tenant;
     const subject = caller.allTenants && keysOf !== undefined ? keysOf : note?.tenant;
     const chains = subject !== undefined && subject !== caller.tenant ? [caller.tenant, subject] : [caller.tenant];
-    await Promise.all(chains.map((chain) => recordAudit(c.env, chain, entry)));
+    const others = (note?.subjects ?? []).filter((s) => !chains.includes(s.tenant));
+    await Promise.all([
+      ...chains.map((chain) => recordAudit(c.env, chain, entry)),
+      ...others.map((s) => recordAudit(c.env, s.tenant, { ...entry, target: s.target })),
+    ]);
   }
 
 }

@@ -141,7 +141,11 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
-      c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0 });
+      // A shared agent leases other tenants' tasks: each of them gets a record of how many of its own went.
+      const theirs = new Map<string, number>();
+      for (const t of tasks) if (t.tenant !== c.var.caller.tenant) theirs.set(t.tenant, (theirs.get(t.tenant) ?? 0) + 1);
+      const subjects = [...theirs].map(([tenant, n]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${n} tasks` }));
+      c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0, subjects });
       return c.json({ tasks: (await openTasks(c.env, tasks)).map(presentLeased) });
     },
   );

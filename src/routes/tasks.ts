@@ -75,6 +75,21 @@ async function batchTarget(ids: readonly string[]): Promise<string> {
   return `${ids.length} tasks sha256:${[...digest].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/**
+ * The tenants other than the actor's whose tasks a batch touched, each with a target over its own ids: their
+ * auditors see what a shared agent or an operator did to their tasks (the actor's record names the whole batch).
+ */
+export async function batchSubjects(tasks: readonly ({ id: string; tenant: string } | object)[], actorTenant: string): Promise<{ tenant: string; target: string }[]> {
+  const byTenant = new Map<string, string[]>();
+  for (const t of tasks) {
+    if (!("tenant" in t) || t.tenant === actorTenant) continue;
+    const ids = byTenant.get(t.tenant) ?? [];
+    ids.push(t.id);
+    byTenant.set(t.tenant, ids);
+  }
+  return Promise.all([...byTenant].map(async ([tenant, ids]) => ({ tenant, target: await batchTarget(ids) })));
+}
+
 /** A validated settle item as the coordinator takes it: results and errors as JSON text. */
 function toSettlement(item: z.output<typeof SettleItem>): Settlement {
   switch (item.action) {
@@ -343,9 +358,13 @@ export function taskRoutes(routes: Routes): void {
       );
       const refusal = refusals[0];
       if (refusal !== undefined && !applied) throw new ApiError(refusal.code, refusal.message, refusal.details);
-      c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)) });
+      c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)), subjects: await batchSubjects(results, c.var.caller.tenant) });
       return c.json({
-        results: results.map((r) => ("leaseExpiresAt" in r && r.leaseExpiresAt !== undefined ? { ...r, leaseExpiresAt: new Date(r.leaseExpiresAt).toISOString() } : r)),
+        results: results.map((r) => {
+          if ("error" in r) return r;
+          const { tenant: _tenant, leaseExpiresAt, ...rest } = r;
+          return leaseExpiresAt === undefined ? rest : { ...rest, leaseExpiresAt: new Date(leaseExpiresAt).toISOString() };
+        }),
       });
     },
   );

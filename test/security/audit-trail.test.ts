@@ -1,5 +1,5 @@
 import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GENESIS_HASH, recordHash, type AuditRecord } from "../../durable-objects/audit-log/chain";
 import { api, expectError, freshPool, type ApiResponse } from "../helpers";
@@ -284,6 +284,102 @@ describe("acts on another tenant's task", () => {
     ]);
     expect(taskActs(await chain("default")).filter((r) => r.target === cancelled)).toEqual([
       { actor: "admin-key", action: "task.cancel", target: cancelled, outcome: "success", ip: IP },
+    ]);
+  });
+});
+
+/** An agent's end of a WebSocket, reduced to what these tests need: send, and the next message of a type. */
+async function openAgentSocket(pool: string, agentId: string, token: string) {
+  const res = await exports.default.fetch(
+    new Request(`https://mesh.test/v1/pools/${pool}/agents/${agentId}/connect?token=${encodeURIComponent(token)}`, { headers: { upgrade: "websocket" } }),
+  );
+  if (res.status !== 101 || !res.webSocket) throw new Error(`connect answered ${res.status}: ${await res.text()}`);
+  const ws = res.webSocket;
+  const inbox: any[] = [];
+  ws.accept();
+  ws.addEventListener("message", (e) => {
+    const msg = JSON.parse(e.data as string);
+    inbox.push(...(msg.type === "batch" ? msg.messages : [msg]));
+  });
+  return {
+    send: (msg: unknown) => ws.send(JSON.stringify(msg)),
+    async next(type: string): Promise<any> {
+      const deadline = Date.now() + 3000;
+      for (;;) {
+        const i = inbox.findIndex((m) => m.type === type);
+        if (i >= 0) return inbox.splice(i, 1)[0];
+        if (Date.now() > deadline) throw new Error(`no ${type} message`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    close: () => ws.close(1000, "test done"),
+  };
+}
+
+describe("batches that touch other tenants' tasks", () => {
+  it("give each of those tenants a record naming its own part, over HTTP and over the WebSocket", async () => {
+    const [ownerA, ownerB, fleet] = [freshTenant(), freshTenant(), freshTenant()];
+    const pool = freshPool("aud-batch");
+    const [clientA, clientB] = [await createKey(ownerA, ["client"]), await createKey(ownerB, ["client"])];
+    const operator = await createKey(fleet, ["operator"]);
+    const submit = async (key: string) => (await api("POST", "/v1/tasks", { type: `${pool}.work` }, { ...FROM, token: key })).body.id as string;
+    const [a1, a2, b1] = [await submit(clientA.key), await submit(clientA.key), await submit(clientB.key)];
+
+    // HTTP: the shared agent leases all three, then settles them and one item it cannot (refused: no tenant's).
+    expect((await api("POST", `/v1/pools/${pool}/agents`, { agentId: "fleet-1", maxConcurrency: 5 }, { ...FROM, token: operator.key })).status).toBe(201);
+    const leased = (await api("POST", `/v1/pools/${pool}/agents/fleet-1/lease`, { max: 3 }, { ...FROM, token: operator.key })).body.tasks as { id: string; leaseToken: string }[];
+    expect(leased.map((t) => t.id)).toEqual([a1, a2, b1]);
+    const items = [
+      { action: "complete", id: a1, leaseToken: leased[0]!.leaseToken, result: 1 },
+      { action: "fail", id: a2, leaseToken: leased[1]!.leaseToken, retryable: false },
+      { action: "extend", id: b1, leaseToken: leased[2]!.leaseToken },
+      { action: "complete", id: a1, leaseToken: "stale-token-of-nobody" },
+    ];
+    const settled = await api("POST", "/v1/tasks/settle", { items }, { ...FROM, token: operator.key });
+    expect(settled.status).toBe(200);
+    // The answer is the contract's: no tenant in it.
+    expect(settled.body.results.map((r: object) => Object.keys(r).sort())).toEqual([["id", "status"], ["id", "status"], ["id", "leaseExpiresAt", "status"], ["error", "id"]]);
+
+    // WebSocket: another shared agent gets B's next task pushed and completes it.
+    const b2 = await submit(clientB.key);
+    expect((await api("POST", `/v1/pools/${pool}/agents`, { agentId: "fleet-2", maxConcurrency: 5 }, { ...FROM, token: operator.key })).status).toBe(201);
+    const ws = await openAgentSocket(pool, "fleet-2", operator.key);
+    await ws.next("hello");
+    ws.send({ type: "ready", credits: 1 });
+    const pushed = (await ws.next("task")).task;
+    expect(pushed.id).toBe(b2);
+    ws.send({ type: "complete", id: b2, leaseToken: pushed.leaseToken, result: 2 });
+    expect(await ws.next("ack")).toMatchObject({ id: b2, status: "succeeded" });
+    ws.close();
+
+    const byOperator = `key:${operator.id}`;
+    const batchActs = async (tenant: string, expected: number) => {
+      // Socket records go to the audit log a moment after the traffic.
+      const deadline = Date.now() + 3000;
+      for (;;) {
+        const records = (await chain(tenant)).filter((r) => r.action === "task.lease" || r.action === "task.settle").map(gist);
+        if (records.length >= expected || Date.now() > deadline) return records;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const ws1 = async (ids: string[]) => `fleet-2 (websocket): ${ids.length} tasks sha256:${await sha256Hex(ids.join("\n"))}`;
+    expect(await batchActs(ownerA, 2)).toEqual([
+      { actor: byOperator, action: "task.lease", target: `${pool}/fleet-1: 2 tasks`, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.settle", target: `2 tasks sha256:${await sha256Hex([a1, a2].join("\n"))}`, outcome: "success", ip: IP },
+    ]);
+    expect(await batchActs(ownerB, 4)).toEqual([
+      { actor: byOperator, action: "task.lease", target: `${pool}/fleet-1: 1 tasks`, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.settle", target: `1 tasks sha256:${await sha256Hex(b1)}`, outcome: "success", ip: IP },
+      { actor: byOperator, action: "task.lease", target: await ws1([b2]), outcome: "success", ip: null },
+      { actor: byOperator, action: "task.settle", target: await ws1([b2]), outcome: "success", ip: null },
+    ]);
+    // The actor's chain names each whole batch once.
+    const fleetActs = await batchActs(fleet, 4);
+    expect(fleetActs.map((r) => [r.action, r.target.replace(/sha256:\w+/, "sha256:…")])).toEqual([
+      ["task.lease", `${pool}/fleet-1: 3 tasks`],
+      ["task.settle", "4 tasks sha256:…"],
+      ["task.lease", "fleet-2 (websocket): 1 tasks sha256:…"],
+      ["task.settle", "fleet-2 (websocket): 1 tasks sha256:…"],
     ]);
   });
 });
