@@ -5,7 +5,7 @@ import { afterFailedAttempt, canCancel, isFinal, mergeReady, type AgentFit, type
 import type { StatsStore } from "./stats";
 import { toRecord, type TaskRow } from "./task-rows";
 import { ALARM_BATCH } from "./timers";
-import type { LeasedTask, Principal, Settlement, SettlementResult, TaskError, TaskInput, TaskRecord, TaskStatus } from "./types";
+import { TASK_STATUSES, type LeasedTask, type Principal, type Settlement, type SettlementResult, type TaskError, type TaskInput, type TaskRecord, type TaskStatus } from "./types";
 
 /** What a committed operation changed that waiting callers care about. */
 export interface Effects {
@@ -343,19 +343,8 @@ export class TaskStore {
 
   list(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): ListPage {
     const after = cursor === null ? 0 : decodeCursor(cursor);
-    const where = ["seq > ?"];
-    const args: SqlStorageValue[] = [after];
-    if (status !== null) {
-      where.push("status = ?");
-      args.push(status);
-    }
-    if (!principal.allTenants) {
-      where.push("tenant = ?");
-      args.push(principal.tenant);
-    }
-    const rows = this.sql
-      .exec<TaskRow>(`SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`, ...args, limit + 1)
-      .toArray();
+    const args: SqlStorageValue[] = principal.allTenants ? [after] : [after, principal.tenant];
+    const rows = this.sql.exec<TaskRow>(listQuery(status, !principal.allTenants), ...args, limit + 1).toArray();
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { tasks: page.map((r) => this.record(r)), cursor: rows.length > limit && last ? encodeCursor(last.seq) : null };
@@ -832,4 +821,17 @@ function decodeCursor(cursor: string): number {
   const m = /^c([0-9a-z]{1,12})$/.exec(cursor);
   if (!m) throw new ApiError("invalid_request", "cursor is not one this API returned", [{ field: "cursor", message: "malformed" }]);
   return parseInt(m[1]!, 36);
+}
+
+/**
+ * The statement of a page of tasks in submission order, optionally of one status and one tenant (parameters: the
+ * seq to start after, the tenant when `byTenant`, the limit). The status is written as a literal so the planner can
+ * use the partial index that holds it: `tasks_by_status` holds every status but leased, and the leased tasks (at
+ * most the agents' concurrency) are read from `tasks_by_agent`.
+ */
+export function listQuery(status: TaskStatus | null, byTenant: boolean): string {
+  if (status !== null && !TASK_STATUSES.includes(status)) throw new Error(`not a task status: ${String(status)}`);
+  const from = status === "leased" ? "tasks INDEXED BY tasks_by_agent" : "tasks";
+  const where = ["seq > ?", ...(status === null ? [] : [`status = '${status}'`]), ...(byTenant ? ["tenant = ?"] : [])];
+  return `SELECT * FROM ${from} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
 }

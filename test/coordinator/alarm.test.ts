@@ -1,6 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { PoolCoordinator } from "../../durable-objects/pool-coordinator";
+import { listQuery } from "../../durable-objects/pool-coordinator/tasks";
+import { TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
 import { api, freshPool, lease, PoolClock, poolStub, register, submit } from "../helpers";
 
 const alarmOf = (pool: string) => runInDurableObject(poolStub(pool), (_: PoolCoordinator, state) => state.storage.getAlarm());
@@ -165,6 +167,11 @@ describe("storage", () => {
         timer: plan("SELECT min(timer_at) AS at FROM tasks WHERE timer_at IS NOT NULL"),
         due: plan("SELECT * FROM tasks WHERE timer_at IS NOT NULL AND timer_at <= 5 ORDER BY timer_at LIMIT 500"),
         schema: state.storage.sql.exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'tasks'").one().sql,
+        lists: Object.fromEntries(
+          [null, ...TASK_STATUSES].flatMap((status) =>
+            [false, true].map((byTenant) => [`${status ?? "any"}${byTenant ? " of a tenant" : ""}`, plan(listQuery(status, byTenant).replaceAll("?", "1"))]),
+          ),
+        ),
       };
     });
     expect(plans.ready).toContain("tasks_ready");
@@ -172,6 +179,15 @@ describe("storage", () => {
     expect(plans.timer).toContain("tasks_timer");
     expect(plans.due).toContain("tasks_timer");
     expect(plans.schema).toMatch(/CHECK \(status IN/);
+    // Listing by status reads the index holding that status, in submission order (leased ones: few, then sorted).
+    for (const [list, plan] of Object.entries(plans.lists)) {
+      if (list.startsWith("any")) expect(plan, list).toMatch(/SEARCH tasks USING INTEGER PRIMARY KEY/);
+      else if (list.startsWith("leased")) expect(plan, list).toContain("tasks_by_agent");
+      else {
+        expect(plan, list).toContain("tasks_by_status");
+        expect(plan, list).not.toContain("TEMP B-TREE");
+      }
+    }
   });
 
   it("refuses a status outside the CHECK constraint", async () => {
