@@ -20,7 +20,7 @@ export const AgentMessage = z.discriminatedUnion("type", [
 ]);
 export type AgentMessage = z.output<typeof AgentMessage>;
 
-const Frame = z.union([AgentMessage, z.object({ type: z.literal("batch"), messages: z.array(AgentMessage).max(1000) })]);
+export const Frame = z.union([AgentMessage, z.object({ type: z.literal("batch"), messages: z.array(AgentMessage).max(1000) })]);
 
 /** Largest frame the mesh reads (the same bound as an HTTP body). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -39,6 +39,8 @@ export function parseFrame(raw: string | ArrayBuffer): ParsedFrame {
   if (jsonDepth(json, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
     return { ok: false, message: `the frame nests deeper than ${MAX_JSON_DEPTH} levels`, details: [] };
   }
+  const fast = fastFrame(json);
+  if (fast !== null) return { ok: true, messages: fast };
   const parsed = Frame.safeParse(json);
   if (!parsed.success) {
     return {
@@ -48,6 +50,44 @@ export function parseFrame(raw: string | ArrayBuffer): ParsedFrame {
     };
   }
   return { ok: true, messages: parsed.data.type === "batch" ? parsed.data.messages : [parsed.data] };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isString = (v: unknown, max: number): v is string => typeof v === "string" && v.length >= 1 && v.length <= max;
+
+/**
+ * The messages agents send most (`complete` and `ready`, alone or in a `batch`), checked by hand: the same rules
+ * as the schema above and the same output (unknown keys dropped), at a fraction of its cost. Anything else, or
+ * anything wrong, answers null and goes through the schema, which also words the errors.
+ */
+export function fastFrame(json: unknown): AgentMessage[] | null {
+  if (!isObject(json)) return null;
+  if (json.type !== "batch") {
+    const one = fastMessage(json);
+    return one === null ? null : [one];
+  }
+  const { messages } = json;
+  if (!Array.isArray(messages) || messages.length > 1000) return null;
+  const out: AgentMessage[] = [];
+  for (const m of messages) {
+    const message = isObject(m) ? fastMessage(m) : null;
+    if (message === null) return null;
+    out.push(message);
+  }
+  return out;
+}
+
+function fastMessage(m: Record<string, unknown>): AgentMessage | null {
+  if (m.type === "complete") {
+    if (!isString(m.id, 128) || !isString(m.leaseToken, 256)) return null;
+    return "result" in m ? { type: "complete", id: m.id, leaseToken: m.leaseToken, result: m.result } : { type: "complete", id: m.id, leaseToken: m.leaseToken };
+  }
+  if (m.type === "ready") {
+    const { credits } = m;
+    if (typeof credits !== "number" || !Number.isInteger(credits) || credits < 0 || credits > 10_000) return null;
+    return { type: "ready", credits };
+  }
+  return null;
 }
 
 /** The settlements (complete, fail, extend) of a frame, in order, as the coordinator applies them. */
