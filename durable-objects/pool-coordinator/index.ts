@@ -96,6 +96,16 @@ interface SocketAttachment {
   ip: string | null;
 }
 
+/** Socket traffic waiting for its audit record (see PoolCoordinator.auditLater). */
+interface PendingAudit {
+  socket: SocketAttachment;
+  action: string;
+  outcome: string;
+  ids: string[];
+  /** When the first frame of the record was handled. */
+  at: number;
+}
+
 /** Characters of plaintext payloads held for push (about 8 MB as UTF-16). */
 const PLAINTEXT_CACHE_CHARS = 4_000_000;
 /** Tenants of pushed tasks held in memory (an id and a tenant: about 100 bytes each). */
@@ -532,21 +542,22 @@ export class PoolCoordinator extends DurableObject<Env> {
     return this.socketIndex.byAgent.get(agentId);
   }
 
-  /** Audit records of socket traffic gather for a moment and go to each tenant's log in one append. */
-  private readonly auditQueue = new Map<string, AuditEntry[]>();
+  /**
+   * Audit records of socket traffic gather for a moment and go to each tenant's log in one append. Within that
+   * moment the frames of one socket that did the same thing with success are one record over all their tasks (a
+   * refused frame keeps a record of its own): the log grows by a few records a second per agent, not one per frame.
+   */
+  private readonly auditQueue = new Map<string, PendingAudit[]>();
   private auditTimer: ReturnType<typeof setTimeout> | null = null;
 
   private auditLater(socket: SocketAttachment, action: string, ids: string[], outcome: string, chain = socket.principal.tenant): void {
-    const at = Date.now();
-    const queue = this.auditQueue.get(chain) ?? [];
-    this.auditQueue.set(chain, queue);
-    const entry: AuditEntry = { actor: socket.actor, action, target: "", outcome, ip: socket.ip, at };
-    queue.push(entry);
-    // The target names the batch as HTTP batches do: the count and a SHA-256 of the ids.
-    const digest = crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))).then((d) => {
-      entry.target = `${socket.agentId} (websocket): ${ids.length} tasks sha256:${[...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-    });
-    this.pendingDigests.push(digest);
+    let queue = this.auditQueue.get(chain);
+    if (!queue) this.auditQueue.set(chain, (queue = []));
+    const same = outcome === "success" ? queue.find(
+            (p) => p.outcome === "success" && p.action === action && p.socket.agentId === socket.agentId && p.socket.actor === socket.actor && p.socket.ip === socket.ip,
+          ) : undefined;
+    if (same) same.ids.push(...ids);
+    else queue.push({ socket, action, outcome, ids: [...ids], at: Date.now() });
     this.auditTimer ??= setTimeout(() => this.ctx.waitUntil(this.flushAudit()), AUDIT_FLUSH_MS);
   }
 
@@ -565,16 +576,23 @@ export class PoolCoordinator extends DurableObject<Env> {
     for (const [tenant, ids] of byTenant) this.auditLater(socket, action, ids, "success", tenant);
   }
 
-  private pendingDigests: Promise<void>[] = [];
-
   private async flushAudit(): Promise<void> {
     this.auditTimer = null;
-    const digests = this.pendingDigests;
-    this.pendingDigests = [];
-    await Promise.all(digests);
     const batches = [...this.auditQueue.entries()];
     this.auditQueue.clear();
-    await Promise.all(batches.map(async ([tenant, entries]) => recordAuditBatch(this.env, tenant, entries)));
+    await Promise.all(
+      batches.map(async ([tenant, pending]) => {
+        // The target names the batch as HTTP batches do: the count and a SHA-256 of the ids.
+        const entries = await Promise.all(
+          pending.map(async ({ socket, action, outcome, ids, at }): Promise<AuditEntry> => {
+            const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))));
+            const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+            return { actor: socket.actor, action, target: `${socket.agentId} (websocket): ${ids.length} tasks sha256:${hex}`, outcome, ip: socket.ip, at };
+          }),
+        );
+        await recordAuditBatch(this.env, tenant, entries);
+      }),
+    );
   }
 
   /**

@@ -297,7 +297,7 @@ describe("a socket's rights and wake-ups", () => {
     ws.close();
   });
 
-  it("records pushes and settlements over the socket in the tenant's audit log, one record per frame", async () => {
+  it("records pushes and settlements over the socket in the tenant's audit log", async () => {
     const pool = freshPool("wsa");
     await register(pool, "a1", { maxConcurrency: 3 });
     const ws = await connect(pool, "a1");
@@ -320,6 +320,39 @@ describe("a socket's rights and wake-ups", () => {
       ["task.settle", "admin-key", "success"],
     ]);
     expect(mine[0].target).toMatch(/^a1 \(websocket\): 1 tasks sha256:[0-9a-f]{64}$/);
+    ws.close();
+  });
+
+  it("makes the frames of one socket that succeeded at the same thing within a moment one audit record", async () => {
+    const pool = freshPool("wsa");
+    const agent = `co-${pool}`;
+    await register(pool, agent, { maxConcurrency: 3 });
+    const ws = await connect(pool, agent);
+    await ws.next();
+    const [t1, t2] = [await submit(pool), await submit(pool)];
+    ws.send({ type: "ready", credits: 2 });
+    const [p1, p2] = [(await ws.next()).task, (await ws.next()).task];
+    expect([p1.id, p2.id]).toEqual([t1.id, t2.id]);
+    // Two frames that succeed and one that is refused (a stale lease), back to back.
+    ws.send({ type: "complete", id: p1.id, leaseToken: p1.leaseToken });
+    ws.send({ type: "complete", id: p2.id, leaseToken: p2.leaseToken });
+    ws.send({ type: "complete", id: p1.id, leaseToken: "not-the-lease" });
+    for (let i = 0; i < 3; i++) await ws.next();
+    await new Promise((r) => setTimeout(r, 400));
+    const all = [] as any[];
+    for (let cursor: string | null = null, first = true; first || cursor !== null; first = false) {
+      const page: any = await api("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+      all.push(...page.body.records);
+      cursor = page.body.cursor;
+    }
+    const records = all.filter((r) => r.target.startsWith(`${agent} (websocket)`));
+    const sha = async (ids: string[]) =>
+      [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    expect(records.filter((r) => r.action === "task.settle").map((r) => [r.target, r.outcome])).toEqual([
+      [`${agent} (websocket): 2 tasks sha256:${await sha([t1.id, t2.id])}`, "success"],
+      [`${agent} (websocket): 1 tasks sha256:${await sha([t1.id])}`, "1 refused"],
+    ]);
+    expect(records.filter((r) => r.action === "task.lease").map((r) => r.target)).toEqual([`${agent} (websocket): 2 tasks sha256:${await sha([t1.id, t2.id])}`]);
     ws.close();
   });
 });
