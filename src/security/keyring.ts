@@ -186,8 +186,22 @@ function signingKey(keyring: Keyring, version: number): Promise<CryptoKey> {
   return derive(keyring, version, JWT_INFO, { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign", "verify"]);
 }
 
+/** Data keys by keyring, then version and tenant: the lookup on every seal and open, without hashing the secret. */
+const dataKeysOfRing = new WeakMap<Keyring, Map<string, Promise<CryptoKey>>>();
+
 function dataKey(keyring: Keyring, version: number, tenant: string): Promise<CryptoKey> {
-  return derive(keyring, version, PAYLOAD_INFO_PREFIX + tenant, { name: "AES-GCM", length: 256 }, ["encrypt", "decrypt"]);
+  let keys = dataKeysOfRing.get(keyring);
+  if (keys === undefined) dataKeysOfRing.set(keyring, (keys = new Map()));
+  const name = `${version}\u0000${tenant}`;
+  let key = keys.get(name);
+  if (key === undefined) {
+    key = derive(keyring, version, PAYLOAD_INFO_PREFIX + tenant, { name: "AES-GCM", length: 256 }, ["encrypt", "decrypt"]);
+    if (keys.size >= MAX_DERIVED_KEY_CACHE) keys.clear();
+    keys.set(name, key);
+    const held = keys;
+    key.catch(() => held.delete(name));
+  }
+  return key;
 }
 
 // ---------------------------------------------------------------------------------------------------------
