@@ -35,7 +35,7 @@ import type {
 } from "./types";
 import { KeyedSignals, WaitList } from "./waiters";
 import type { AuditEntry } from "../audit-log/chain";
-import { recordAuditBatch } from "../../src/security/audit";
+import { idsOfOtherTenants, recordAuditBatch } from "../../src/security/audit";
 
 /** A frame waiting for the next group commit. */
 interface PendingFrame {
@@ -565,15 +565,8 @@ export class PoolCoordinator extends DurableObject<Env> {
    * A shared agent's batch may touch other tenants' tasks: each of those tenants gets a record naming only its own
    * (the actor's record names the whole batch). Refused items, which carry no tenant, changed nothing.
    */
-  private auditOthersLater(socket: SocketAttachment, action: string, touched: readonly ({ id: string; tenant: string } | { id: string; error: unknown })[]): void {
-    const byTenant = new Map<string, string[]>();
-    for (const t of touched) {
-      if (!("tenant" in t) || t.tenant === socket.principal.tenant) continue;
-      const ids = byTenant.get(t.tenant) ?? [];
-      ids.push(t.id);
-      byTenant.set(t.tenant, ids);
-    }
-    for (const [tenant, ids] of byTenant) this.auditLater(socket, action, ids, "success", tenant);
+  private auditOthersLater(socket: SocketAttachment, action: string, touched: readonly ({ id: string; tenant: string } | { id: string })[]): void {
+    for (const [tenant, ids] of idsOfOtherTenants(touched, socket.principal.tenant)) this.auditLater(socket, action, ids, "success", tenant);
   }
 
   private async flushAudit(): Promise<void> {

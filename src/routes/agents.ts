@@ -4,6 +4,7 @@ import { presentAgent, presentLeased } from "../presenters";
 import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
 import { ErrorSchema } from "../schemas/common";
 import { ApiError, unwrap, type ErrorBody } from "../shared/errors";
+import { idsOfOtherTenants } from "../security/audit";
 import { actorName, principalOf } from "../security/credentials";
 import { requirePoolBinding } from "../security/binding";
 import { openTasks } from "../security/sealing";
@@ -142,9 +143,7 @@ export function agentRoutes(routes: Routes): void {
       requirePoolBinding(c.var.caller, params.pool);
       const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
       // A shared agent leases other tenants' tasks: each of them gets a record of how many of its own went.
-      const theirs = new Map<string, number>();
-      for (const t of tasks) if (t.tenant !== c.var.caller.tenant) theirs.set(t.tenant, (theirs.get(t.tenant) ?? 0) + 1);
-      const subjects = [...theirs].map(([tenant, n]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${n} tasks` }));
+      const subjects = [...idsOfOtherTenants(tasks, c.var.caller.tenant)].map(([tenant, ids]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${ids.length} tasks` }));
       c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0, subjects });
       return c.json({ tasks: (await openTasks(c.env, tasks)).map(presentLeased) });
     },

@@ -22,6 +22,7 @@ import {
   TasksResponse,
 } from "../schemas/tasks";
 import { ApiError, unwrap, type ErrorBody, type ErrorDetails, type Outcome } from "../shared/errors";
+import { idsOfOtherTenants } from "../security/audit";
 import { requirePoolBinding } from "../security/binding";
 import { openTask, sealPayload } from "../security/sealing";
 import type { SubmitOutcome } from "../../durable-objects/pool-coordinator/tasks";
@@ -79,15 +80,8 @@ async function batchTarget(ids: readonly string[]): Promise<string> {
  * The tenants other than the actor's whose tasks a batch touched, each with a target over its own ids: their
  * auditors see what a shared agent or an operator did to their tasks (the actor's record names the whole batch).
  */
-export async function batchSubjects(tasks: readonly ({ id: string; tenant: string } | object)[], actorTenant: string): Promise<{ tenant: string; target: string }[]> {
-  const byTenant = new Map<string, string[]>();
-  for (const t of tasks) {
-    if (!("tenant" in t) || t.tenant === actorTenant) continue;
-    const ids = byTenant.get(t.tenant) ?? [];
-    ids.push(t.id);
-    byTenant.set(t.tenant, ids);
-  }
-  return Promise.all([...byTenant].map(async ([tenant, ids]) => ({ tenant, target: await batchTarget(ids) })));
+async function batchSubjects(items: readonly ({ id: string; tenant: string } | { id: string })[], actorTenant: string): Promise<{ tenant: string; target: string }[]> {
+  return Promise.all([...idsOfOtherTenants(items, actorTenant)].map(async ([tenant, ids]) => ({ tenant, target: await batchTarget(ids) })));
 }
 
 /** A validated settle item as the coordinator takes it: results and errors as JSON text. */

@@ -19,3 +19,19 @@ export async function recordAuditBatch(env: Env, tenant: string, entries: AuditE
     console.error(`audit: could not append ${entries.length} record(s) (${entries[0]?.action}) for tenant ${tenant}`, err);
   }
 }
+
+/**
+ * The ids of the tasks a batch touched, by their tenant, leaving out the actor's own tenant: the other tenants
+ * whose auditors must also see the batch (a shared fleet serves several tenants). Items without a tenant (refused
+ * ones) changed nothing and are left out too.
+ */
+export function idsOfOtherTenants(items: readonly ({ id: string; tenant: string } | { id: string })[], actorTenant: string): Map<string, string[]> {
+  const byTenant = new Map<string, string[]>();
+  for (const item of items) {
+    if (!("tenant" in item) || item.tenant === actorTenant) continue;
+    const ids = byTenant.get(item.tenant);
+    if (ids) ids.push(item.id);
+    else byTenant.set(item.tenant, [item.id]);
+  }
+  return byTenant;
+}

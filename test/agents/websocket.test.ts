@@ -55,6 +55,17 @@ class AgentSocket {
   }
 }
 
+/** Every audit record of the admin key's tenant, page after page. */
+async function auditRecords(): Promise<any[]> {
+  const records = [] as any[];
+  for (let cursor: string | null = null, first = true; first || cursor !== null; first = false) {
+    const page: any = await api("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+    records.push(...page.body.records);
+    cursor = page.body.cursor;
+  }
+  return records;
+}
+
 async function connect(pool: string, agentId: string, token = ADMIN_KEY): Promise<AgentSocket> {
   const res = await exports.default.fetch(
     new Request(`https://mesh.test/v1/pools/${pool}/agents/${agentId}/connect?token=${encodeURIComponent(token)}`, { headers: { upgrade: "websocket" } }),
@@ -308,13 +319,7 @@ describe("a socket's rights and wake-ups", () => {
     ws.send({ type: "complete", id: task.id, leaseToken: task.leaseToken });
     await ws.next();
     await new Promise((r) => setTimeout(r, 400));
-    const records = [] as any[];
-    for (let cursor: string | null = null, first = true; first || cursor !== null; first = false) {
-      const page: any = await api("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-      records.push(...page.body.records);
-      cursor = page.body.cursor;
-    }
-    const mine = records.filter((r) => r.target.startsWith("a1 (websocket)") && r.at >= t.createdAt);
+    const mine = (await auditRecords()).filter((r) => r.target.startsWith("a1 (websocket)") && r.at >= t.createdAt);
     expect(mine.map((r) => [r.action, r.actor, r.outcome])).toEqual([
       ["task.lease", "admin-key", "success"],
       ["task.settle", "admin-key", "success"],
@@ -339,13 +344,7 @@ describe("a socket's rights and wake-ups", () => {
     ws.send({ type: "complete", id: p1.id, leaseToken: "not-the-lease" });
     for (let i = 0; i < 3; i++) await ws.next();
     await new Promise((r) => setTimeout(r, 400));
-    const all = [] as any[];
-    for (let cursor: string | null = null, first = true; first || cursor !== null; first = false) {
-      const page: any = await api("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
-      all.push(...page.body.records);
-      cursor = page.body.cursor;
-    }
-    const records = all.filter((r) => r.target.startsWith(`${agent} (websocket)`));
+    const records = (await auditRecords()).filter((r) => r.target.startsWith(`${agent} (websocket)`));
     const sha = async (ids: string[]) =>
       [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids.join("\n"))))].map((b) => b.toString(16).padStart(2, "0")).join("");
     expect(records.filter((r) => r.action === "task.settle").map((r) => [r.target, r.outcome])).toEqual([
