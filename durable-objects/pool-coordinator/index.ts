@@ -553,9 +553,8 @@ export class PoolCoordinator extends DurableObject<Env> {
   private auditLater(socket: SocketAttachment, action: string, ids: string[], outcome: string, chain = socket.principal.tenant): void {
     let queue = this.auditQueue.get(chain);
     if (!queue) this.auditQueue.set(chain, (queue = []));
-    const same = outcome === "success" ? queue.find(
-            (p) => p.outcome === "success" && p.action === action && p.socket.agentId === socket.agentId && p.socket.actor === socket.actor && p.socket.ip === socket.ip,
-          ) : undefined;
+    const sameSource = (p: PendingAudit) => p.socket.agentId === socket.agentId && p.socket.actor === socket.actor && p.socket.ip === socket.ip;
+    const same = outcome === "success" ? queue.find((p) => p.outcome === "success" && p.action === action && sameSource(p)) : undefined;
     if (same) same.ids.push(...ids);
     else queue.push({ socket, action, outcome, ids: [...ids], at: Date.now() });
     this.auditTimer ??= setTimeout(() => this.ctx.waitUntil(this.flushAudit()), AUDIT_FLUSH_MS);

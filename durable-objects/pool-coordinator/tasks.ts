@@ -7,6 +7,9 @@ import { toRecord, type TaskRow } from "./task-rows";
 import { ALARM_BATCH } from "./timers";
 import { TASK_STATUSES, type LeasedTask, type Principal, type Settlement, type SettlementResult, type TaskError, type TaskInput, type TaskRecord, type TaskStatus } from "./types";
 
+/** Most leases one statement writes (its JSON parameter stays far below the 2 MB a bound string may have). */
+export const LEASE_CHUNK = 1024;
+
 /** What a committed operation changed that waiting callers care about. */
 export interface Effects {
   /** Some task became queued or an agent got room for more: lease waiters should try again. */
@@ -413,16 +416,21 @@ export class TaskStore {
    */
   leaseTo(assignments: readonly { seq: number; agentId: string }[], now: number): LeasedTask[] {
     if (assignments.length === 0) return [];
-    const rows = this.sql
-      .exec<TaskRow>(
+    const rows: TaskRow[] = [];
+    // In chunks: a round can lease a thousand tasks to each of a thousand agents, and one bound string is limited
+    // (2 MB on Cloudflare).
+    for (let from = 0; from < assignments.length; from += LEASE_CHUNK) {
+      const chunk = assignments.slice(from, from + LEASE_CHUNK);
+      const cursor = this.sql.exec<TaskRow>(
         `UPDATE tasks SET status = 'leased', attempts = attempts + 1, agent_id = v.agent, lease_token = v.token,
            lease_expires_at = ?1 + timeout_ms, timer_at = ?1 + timeout_ms, updated_at = ?1, leased_at = ?1
          FROM (SELECT value ->> '$.seq' AS seq, value ->> '$.token' AS token, value ->> '$.agent' AS agent FROM json_each(?2)) AS v
          WHERE tasks.seq = v.seq AND +tasks.status = 'queued' RETURNING *`,
         now,
-        JSON.stringify(assignments.map(({ seq, agentId }) => ({ seq, token: randomToken(16), agent: agentId }))),
-      )
-      .toArray();
+        JSON.stringify(chunk.map(({ seq, agentId }) => ({ seq, token: randomToken(16), agent: agentId }))),
+      );
+      for (const row of cursor) rows.push(row);
+    }
     if (rows.length !== assignments.length) throw new Error(`lease of ${assignments.length - rows.length} task(s) that are not queued`);
     const bySeq = new Map(rows.map((r) => [r.seq, r]));
     const leased: LeasedTask[] = [];

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { PoolCoordinator } from "../../durable-objects/pool-coordinator";
 import type { PoolCore } from "../../durable-objects/pool-coordinator/core";
+import { LEASE_CHUNK } from "../../durable-objects/pool-coordinator/tasks";
 import type { Principal, TaskInput } from "../../durable-objects/pool-coordinator/types";
 import { freshPool, poolStub } from "../helpers";
 
@@ -99,5 +100,27 @@ describe("a push round of the coordinator", () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it("leases a round larger than one statement takes, in chunks, each task once", async () => {
+    const stub = poolStub(freshPool("dispatch-big"));
+    await runInDurableObject(stub, async (c: PoolCoordinator) => {
+      const total = LEASE_CHUNK * 2 + 300;
+      const input: TaskInput = { type: "prop.work", payload: "{}", priority: 0, requires: { capabilities: [], cpu: 0, memoryMb: 0, gpu: 0 }, idempotencyKey: null, maxAttempts: 3, timeoutMs: 60_000, delayMs: 0, dependsOn: [] };
+      for (let done = 0; done < total; done += 1000) {
+        const r = await c.submit(ADMIN, Array.from({ length: Math.min(1000, total - done) }, () => input));
+        expect(r.ok).toBe(true);
+      }
+      const ids = ["big-0", "big-1", "big-2"];
+      for (const agentId of ids) expect((await c.registerAgent(ADMIN, { agentId, capabilities: [], resources: { cpu: 1, memoryMb: 0, gpu: 0 }, maxConcurrency: 1000, metadata: "{}" })).ok).toBe(true);
+      const inner = c as unknown as { core: PoolCore; ctx: DurableObjectState };
+      inner.ctx.storage.transactionSync(() => ids.forEach((id) => inner.core.agents.addCredits(id, 1000)));
+      const pushed = inner.ctx.storage.transactionSync(() => inner.core.dispatch(new Set(ids), new Map(), Date.now()));
+      const leased = [...pushed.values()].flat();
+      expect(leased.length).toBe(total);
+      expect(new Set(leased.map((t) => t.id)).size).toBe(total);
+      expect(new Set(leased.map((t) => t.leaseToken)).size).toBe(total);
+      expect(inner.ctx.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM tasks WHERE status = 'leased'").one().n).toBe(total);
+    });
   });
 });
