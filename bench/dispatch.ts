@@ -12,6 +12,9 @@
 //   latency      the same absolute offered load for all (half of the lower peak of mesh and bullmq), sent in small
 //                batches every 20 ms: submit-to-start = the handler's start minus the client's send time
 //                (both Date.now() on this machine).
+//   cpu          during the end-to-end run, the CPU of each part as a share of one core (from /proc on Linux):
+//                the mesh's workerd (its Worker and Durable Objects share one thread) or redis-server, the worker
+//                processes, this client, and the whole machine.
 //
 //   node bench/dispatch.ts [--quick] [--tasks N] [--workers W] [--concurrency C] [--batch B]
 //
@@ -24,6 +27,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Queue } from "bullmq";
 import { freePort, ROOT, startDevServer, type DevServer } from "../scripts/dev-server.ts";
+import { machineBusyMs, processesCpu, serverCpu } from "./lib/cpu.ts";
 
 const { values } = parseArgs({
   options: {
@@ -47,6 +51,8 @@ type System = "mesh" | "bullmq" | "bullmq_aof";
 interface Driver {
   submit(queue: string, tasks: object[]): Promise<void>;
   startWorkers(queue: string): Promise<ChildProcess[]>;
+  /** CPU milliseconds its server side has used so far, by part (the mesh's workerd, redis-server, ...). */
+  serverCpu(): Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -149,6 +155,7 @@ async function meshDriver(): Promise<Driver> {
       await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 10_000 });
       return Promise.all(Array.from({ length: WORKERS }, (_, i) => forkWorker("mesh-agent.ts", [server.url, server.adminKey, pool, `${pool}-${i}`, String(CONCURRENCY)])));
     },
+    serverCpu: () => serverCpu(server.process.pid, new URL(server.url).port).cpu,
     stop: async () => undefined,
   };
 }
@@ -198,6 +205,7 @@ async function redisDriver(aof: boolean): Promise<Driver> {
       await queueOf(queue).addBulk(tasks.map((data) => ({ name: "bench.noop", data, opts: { removeOnComplete: { count: 1000 } } })));
     },
     startWorkers: (queue) => Promise.all(Array.from({ length: WORKERS }, () => forkWorker("bullmq-worker.ts", [String(port), queue, String(CONCURRENCY)]))),
+    serverCpu: () => new Map([["redis-server", processesCpu([redis.pid])]]),
     stop: async () => {
       await Promise.all([...queues.values()].map((q) => q.close()));
     },
@@ -209,11 +217,24 @@ async function redisDriver(aof: boolean): Promise<Driver> {
 interface Result {
   submitTps: number;
   endToEndTps: number;
+  /** Where the CPU went during the end-to-end run, as shares of one core (1 = one core busy all along). */
+  cpu: Record<string, number>;
   latency?: { p50: number; p99: number; max: number; samples: number };
 }
 
-async function endToEnd(driver: Driver, workers: ChildProcess[], queue: string): Promise<number> {
+/** CPU used so far by the server side, the worker processes, this client and the whole machine. */
+function cpuMark(driver: Driver, workers: ChildProcess[]): Map<string, number> {
+  const u = process.cpuUsage();
+  const mark = new Map(driver.serverCpu());
+  mark.set("workers", processesCpu(workers.map((w) => w.pid)));
+  mark.set("client", (u.user + u.system) / 1000);
+  mark.set("machine", machineBusyMs());
+  return mark;
+}
+
+async function endToEnd(driver: Driver, workers: ChildProcess[], queue: string): Promise<Pick<Result, "endToEndTps" | "cpu">> {
   const before = (await handled(workers)).done;
+  const cpuBefore = cpuMark(driver, workers);
   const started = performance.now();
   const submitting = submitAll(driver, queue, TASKS);
   for (;;) {
@@ -222,7 +243,11 @@ async function endToEnd(driver: Driver, workers: ChildProcess[], queue: string):
     if (performance.now() - started > 600_000) throw new Error(`${queue}: not all tasks handled within 10 minutes`);
   }
   await submitting;
-  return TASKS / ((performance.now() - started) / 1000);
+  const wall = performance.now() - started;
+  const cpuAfter = cpuMark(driver, workers);
+  const cpu: Record<string, number> = {};
+  for (const [part, ms] of cpuAfter) cpu[part] = Math.round(((ms - (cpuBefore.get(part) ?? 0)) / wall) * 100) / 100;
+  return { endToEndTps: TASKS / (wall / 1000), cpu };
 }
 
 async function latency(driver: Driver, workers: ChildProcess[], queue: string, rate: number): Promise<NonNullable<Result["latency"]>> {
@@ -265,9 +290,11 @@ async function main(): Promise<void> {
     drivers[system] = driver;
     const submitTps = await submitAll(driver, `${system}-submit`, TASKS);
     workers[system] = await driver.startWorkers(`${system}-e2e`);
-    const endToEndTps = await endToEnd(driver, workers[system], `${system}-e2e`);
-    results[system] = { submitTps, endToEndTps };
+    const { endToEndTps, cpu } = await endToEnd(driver, workers[system], `${system}-e2e`);
+    results[system] = { submitTps, endToEndTps, cpu };
     console.log(`${system.padEnd(10)} submit ${Math.round(submitTps)} tasks/s, end to end ${Math.round(endToEndTps)} tasks/s`);
+    const parts = Object.entries(cpu).filter(([part]) => part !== "machine" && part !== "esbuild" && part !== "wrangler");
+    console.log(`${"".padEnd(10)} cpu (cores) ${parts.map(([part, x]) => `${part} ${x.toFixed(2)}`).join(", ")}; machine ${cpu.machine!.toFixed(2)} of ${cpus().length}`);
   }
   const rate = 0.5 * Math.min(results.mesh.endToEndTps, results.bullmq.endToEndTps);
   console.log(`offered  ${Math.round(rate)} tasks/s to each (half of the lower end-to-end peak of mesh and bullmq)`);
@@ -300,6 +327,11 @@ async function main(): Promise<void> {
       mesh_p50_ms: results.mesh.latency!.p50,
       bullmq_p50_ms: results.bullmq.latency!.p50,
       offered_tps: Math.round(rate),
+      // Shares of one core during the end-to-end runs: the mesh's one busy workerd against redis-server.
+      mesh_workerd_cores: results.mesh.cpu["workerd-mesh"],
+      bullmq_redis_cores: results.bullmq.cpu["redis-server"],
+      mesh_machine_cores: results.mesh.cpu.machine,
+      bullmq_machine_cores: results.bullmq.cpu.machine,
     }),
   );
 }
