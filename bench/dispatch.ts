@@ -16,7 +16,8 @@
 //                the mesh's workerd (its Worker and Durable Objects share one thread) or redis-server, the worker
 //                processes, this client, and the whole machine.
 //
-//   node bench/dispatch.ts [--quick] [--tasks N] [--workers W] [--concurrency C] [--batch B]
+//   node bench/dispatch.ts [--quick] [--tasks N] [--workers W] [--concurrency C] [--batch B] [--pools P]
+//   --pools P    the work spread over P pools (P coordinators; for BullMQ, P queues), worker i serving pool i mod P
 //
 // The last line printed is one JSON object with the results.
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -36,12 +37,17 @@ const { values } = parseArgs({
     workers: { type: "string", default: "2" },
     concurrency: { type: "string", default: "100" },
     batch: { type: "string", default: "500" },
+    pools: { type: "string", default: "1" },
   },
 });
 const QUICK = values.quick;
 const TASKS = Number(values.tasks ?? (QUICK ? 5000 : 20000));
 const WORKERS = Number(values.workers);
 const CONCURRENCY = Number(values.concurrency);
+// The work spread over several pools (the mesh: as many coordinators; BullMQ: as many queues), worker i serving
+// pool i mod P: what sharding a hot pool over several coordinators could give on this machine.
+const POOLS = Number(values.pools);
+if (!Number.isInteger(POOLS) || POOLS < 1 || POOLS > WORKERS) throw new Error(`--pools must be an integer from 1 to the number of workers (${WORKERS})`);
 const BATCH = Number(values.batch);
 const LATENCY_SECONDS = QUICK ? 4 : 8;
 const SUBMITTERS = 4;
@@ -50,7 +56,8 @@ type System = "mesh" | "bullmq" | "bullmq_aof";
 
 interface Driver {
   submit(queue: string, tasks: object[]): Promise<void>;
-  startWorkers(queue: string): Promise<ChildProcess[]>;
+  /** Worker i serves queue i mod the number of queues. */
+  startWorkers(queues: string[]): Promise<ChildProcess[]>;
   /** CPU milliseconds its server side has used so far, by part (the mesh's workerd, redis-server, ...). */
   serverCpu(): Map<string, number>;
   stop(): Promise<void>;
@@ -122,12 +129,12 @@ function batches(n: number, make: (i: number) => object): object[][] {
   return out;
 }
 
-async function submitAll(driver: Driver, queue: string, n: number): Promise<number> {
+async function submitAll(driver: Driver, queues: string[], n: number): Promise<number> {
   const todo = batches(n, () => ({}));
   const started = performance.now();
   await Promise.all(
     Array.from({ length: SUBMITTERS }, async () => {
-      for (let b = todo.pop(); b !== undefined; b = todo.pop()) await driver.submit(queue, b);
+      for (let b = todo.pop(); b !== undefined; b = todo.pop()) await driver.submit(queues[todo.length % queues.length]!, b);
     }),
   );
   return n / ((performance.now() - started) / 1000);
@@ -151,9 +158,14 @@ async function meshDriver(): Promise<Driver> {
     submit: async (pool, tasks) => {
       await call("POST", "/v1/tasks/batch", { tasks: tasks.map((payload) => ({ type: "bench.noop", pool, payload })) });
     },
-    startWorkers: async (pool) => {
-      await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 10_000 });
-      return Promise.all(Array.from({ length: WORKERS }, (_, i) => forkWorker("mesh-agent.ts", [server.url, server.adminKey, pool, `${pool}-${i}`, String(CONCURRENCY)])));
+    startWorkers: async (pools) => {
+      for (const pool of pools) await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 10_000 });
+      return Promise.all(
+        Array.from({ length: WORKERS }, (_, i) => {
+          const pool = pools[i % pools.length]!;
+          return forkWorker("mesh-agent.ts", [server.url, server.adminKey, pool, `${pool}-${i}`, String(CONCURRENCY)]);
+        }),
+      );
     },
     serverCpu: () => serverCpu(server.process.pid, new URL(server.url).port).cpu,
     stop: async () => undefined,
@@ -204,7 +216,8 @@ async function redisDriver(aof: boolean): Promise<Driver> {
     submit: async (queue, tasks) => {
       await queueOf(queue).addBulk(tasks.map((data) => ({ name: "bench.noop", data, opts: { removeOnComplete: { count: 1000 } } })));
     },
-    startWorkers: (queue) => Promise.all(Array.from({ length: WORKERS }, () => forkWorker("bullmq-worker.ts", [String(port), queue, String(CONCURRENCY)]))),
+    startWorkers: (queues) =>
+      Promise.all(Array.from({ length: WORKERS }, (_, i) => forkWorker("bullmq-worker.ts", [String(port), queues[i % queues.length]!, String(CONCURRENCY)]))),
     serverCpu: () => new Map([["redis-server", processesCpu([redis.pid])]]),
     stop: async () => {
       await Promise.all([...queues.values()].map((q) => q.close()));
@@ -232,15 +245,15 @@ function cpuMark(driver: Driver, workers: ChildProcess[]): Map<string, number> {
   return mark;
 }
 
-async function endToEnd(driver: Driver, workers: ChildProcess[], queue: string): Promise<Pick<Result, "endToEndTps" | "cpu">> {
+async function endToEnd(driver: Driver, workers: ChildProcess[], queues: string[]): Promise<Pick<Result, "endToEndTps" | "cpu">> {
   const before = (await handled(workers)).done;
   const cpuBefore = cpuMark(driver, workers);
   const started = performance.now();
-  const submitting = submitAll(driver, queue, TASKS);
+  const submitting = submitAll(driver, queues, TASKS);
   for (;;) {
     await new Promise((r) => setTimeout(r, 50));
     if ((await handled(workers)).done - before >= TASKS) break;
-    if (performance.now() - started > 600_000) throw new Error(`${queue}: not all tasks handled within 10 minutes`);
+    if (performance.now() - started > 600_000) throw new Error(`${queues.join(", ")}: not all tasks handled within 10 minutes`);
   }
   await submitting;
   const wall = performance.now() - started;
@@ -250,7 +263,7 @@ async function endToEnd(driver: Driver, workers: ChildProcess[], queue: string):
   return { endToEndTps: TASKS / (wall / 1000), cpu };
 }
 
-async function latency(driver: Driver, workers: ChildProcess[], queue: string, rate: number): Promise<NonNullable<Result["latency"]>> {
+async function latency(driver: Driver, workers: ChildProcess[], queues: string[], rate: number): Promise<NonNullable<Result["latency"]>> {
   await handled(workers);
   const before = (await handled(workers)).done;
   const perTick = Math.max(1, Math.round((rate * 20) / 1000));
@@ -260,7 +273,7 @@ async function latency(driver: Driver, workers: ChildProcess[], queue: string, r
   for (let next = Date.now(); next < end; next += 20) {
     await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
     const sentAt = Date.now();
-    pending.push(driver.submit(queue, Array.from({ length: perTick }, () => ({ sentAt, probe: true }))));
+    pending.push(driver.submit(queues[(sent / perTick) % queues.length]!, Array.from({ length: perTick }, () => ({ sentAt, probe: true }))));
     sent += perTick;
   }
   await Promise.all(pending);
@@ -275,12 +288,17 @@ async function latency(driver: Driver, workers: ChildProcess[], queue: string, r
   return { p50: percentile(delays, 0.5), p99: percentile(delays, 0.99), max: delays[delays.length - 1] ?? NaN, samples: delays.length };
 }
 
+/** The queues (pools) of one phase: one, or POOLS with --pools. */
+function queuesOf(name: string): string[] {
+  return POOLS === 1 ? [name] : Array.from({ length: POOLS }, (_, k) => `${name}-${k}`);
+}
+
 async function main(): Promise<void> {
   if (spawnSync("redis-server", ["--version"]).error) {
     throw new Error("redis-server is not installed; BullMQ needs it (Debian: apt-get install redis-server)");
   }
   console.log(`machine  ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`plan     ${TASKS} tasks per system, batches of ${BATCH}, ${SUBMITTERS} submitting loops, ${WORKERS} worker processes x concurrency ${CONCURRENCY}`);
+  console.log(`plan     ${TASKS} tasks per system, batches of ${BATCH}, ${SUBMITTERS} submitting loops, ${WORKERS} worker processes x concurrency ${CONCURRENCY}${POOLS > 1 ? `, spread over ${POOLS} pools (queues)` : ""}`);
   const systems: System[] = ["mesh", "bullmq", "bullmq_aof"];
   const drivers = {} as Record<System, Driver>;
   const workers = {} as Record<System, ChildProcess[]>;
@@ -288,9 +306,9 @@ async function main(): Promise<void> {
   for (const system of systems) {
     const driver = system === "mesh" ? await meshDriver() : await redisDriver(system === "bullmq_aof");
     drivers[system] = driver;
-    const submitTps = await submitAll(driver, `${system}-submit`, TASKS);
-    workers[system] = await driver.startWorkers(`${system}-e2e`);
-    const { endToEndTps, cpu } = await endToEnd(driver, workers[system], `${system}-e2e`);
+    const submitTps = await submitAll(driver, queuesOf(`${system}-submit`), TASKS);
+    workers[system] = await driver.startWorkers(queuesOf(`${system}-e2e`));
+    const { endToEndTps, cpu } = await endToEnd(driver, workers[system], queuesOf(`${system}-e2e`));
     results[system] = { submitTps, endToEndTps, cpu };
     console.log(`${system.padEnd(10)} submit ${Math.round(submitTps)} tasks/s, end to end ${Math.round(endToEndTps)} tasks/s`);
     const parts = Object.entries(cpu).filter(([part]) => part !== "machine" && part !== "esbuild" && part !== "wrangler");
@@ -299,7 +317,7 @@ async function main(): Promise<void> {
   const rate = 0.5 * Math.min(results.mesh.endToEndTps, results.bullmq.endToEndTps);
   console.log(`offered  ${Math.round(rate)} tasks/s to each (half of the lower end-to-end peak of mesh and bullmq)`);
   for (const system of systems) {
-    results[system].latency = await latency(drivers[system], workers[system], `${system}-e2e`, rate);
+    results[system].latency = await latency(drivers[system], workers[system], queuesOf(`${system}-e2e`), rate);
     const l = results[system].latency!;
     console.log(`${system.padEnd(10)} submit-to-start p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (${l.samples} tasks)`);
   }
@@ -316,6 +334,7 @@ async function main(): Promise<void> {
     JSON.stringify({
       bench: "dispatch",
       tasks: TASKS,
+      ...(POOLS > 1 ? { pools: POOLS } : {}),
       mesh_tps: Math.round(results.mesh.endToEndTps),
       bullmq_tps: Math.round(results.bullmq.endToEndTps),
       bullmq_aof_tps: Math.round(results.bullmq_aof.endToEndTps),
