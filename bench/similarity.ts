@@ -22,7 +22,7 @@
 //   node bench/similarity.ts [--quick] [--n 100000,1000000] [--queries Q] [--no-wait]
 //
 // The last line printed is one JSON object with the results of the largest N.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { cpus, loadavg, totalmem } from "node:os";
@@ -32,6 +32,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { compileModule, instantiateSimilarity, type Corpus, type Similarity, type TopK } from "../src/wasm/similarity.ts";
 import { ClusteredData, recallAtK } from "./similarity-data.ts";
+import { machineBusyMs } from "./lib/cpu.ts";
 import { commitOf, cpuModel, osName, packageVersion } from "./lib/machine.ts";
 
 const ROOT = join(fileURLToPath(import.meta.url), "..", "..");
@@ -74,24 +75,6 @@ function describeMachine(): string {
   const code = commitOf(["assembly/similarity.ts", "assembly/similarity", "src/wasm/similarity.ts", "bench/similarity.ts"]);
   const asc = packageVersion("assemblyscript");
   return `${cpuModel()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${osName()}; Node ${process.version} (V8 ${process.versions.v8}), AssemblyScript ${asc}; code ${code}`;
-}
-
-let clockTicks = 100;
-try {
-  clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-} catch {
-  // keep 100
-}
-
-/** CPU milliseconds the whole machine has been busy (all cores), or NaN off Linux. */
-function machineBusyMs(): number {
-  try {
-    const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-    return ((user + nice + system + irq + softirq + steal) * 1000) / clockTicks;
-  } catch {
-    return NaN;
-  }
 }
 
 function ownCpuMs(): number {

@@ -85,7 +85,6 @@ export function machineBusyMs(): number {
   }
 }
 
-
 /** CPU milliseconds used so far by these processes together (those that ended count nothing). */
 export function processesCpu(pids: readonly (number | undefined)[]): number {
   return pids.reduce<number>((sum, pid) => sum + (pid === undefined ? 0 : (readProcStat(pid)?.cpuMs ?? 0)), 0);
