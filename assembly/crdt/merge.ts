@@ -85,13 +85,19 @@ export function mergeBody(t: i32, ra: Reader, rb: Reader, w: Writer): void {
   }
 }
 
-function mergeGSet(ra: Reader, rb: Reader, w: Writer): void {
+/** Reads both inputs' entry counts and readies SIDE_A and SIDE_B for them; false when an input is malformed. */
+function openSides(ra: Reader, rb: Reader): bool {
   const na = readCount(ra);
-  if (!ok()) return;
+  if (!ok()) return false;
   const nb = readCount(rb);
-  if (!ok()) return;
+  if (!ok()) return false;
   initSide(SIDE_A, na);
   initSide(SIDE_B, nb);
+  return true;
+}
+
+function mergeGSet(ra: Reader, rb: Reader, w: Writer): void {
+  if (!openSides(ra, rb)) return;
   const a = SIDE_A;
   const b = SIDE_B;
   const mark = reserveCount(w);
@@ -110,12 +116,7 @@ function mergeGSet(ra: Reader, rb: Reader, w: Writer): void {
 }
 
 function mergePNCounter(ra: Reader, rb: Reader, w: Writer): void {
-  const na = readCount(ra);
-  if (!ok()) return;
-  const nb = readCount(rb);
-  if (!ok()) return;
-  initSide(SIDE_A, na);
-  initSide(SIDE_B, nb);
+  if (!openSides(ra, rb)) return;
   const a = SIDE_A;
   const b = SIDE_B;
   const mark = reserveCount(w);
@@ -145,12 +146,7 @@ function mergePNCounter(ra: Reader, rb: Reader, w: Writer): void {
 }
 
 function mergeVClock(ra: Reader, rb: Reader, w: Writer): void {
-  const na = readCount(ra);
-  if (!ok()) return;
-  const nb = readCount(rb);
-  if (!ok()) return;
-  initSide(SIDE_A, na);
-  initSide(SIDE_B, nb);
+  if (!openSides(ra, rb)) return;
   const a = SIDE_A;
   const b = SIDE_B;
   const mark = reserveCount(w);
@@ -198,14 +194,9 @@ function mergeDotted(ra: Reader, rb: Reader, w: Writer, payload: bool): void {
   readContext(rb, CTX_B);
   if (!ok()) return;
   writeMergedContext(w, CTX_A, CTX_B);
-  const na = readCount(ra);
-  if (!ok()) return;
-  const nb = readCount(rb);
-  if (!ok()) return;
+  if (!openSides(ra, rb)) return;
   const a = SIDE_A;
   const b = SIDE_B;
-  initSide(a, na);
-  initSide(b, nb);
   withDots(a);
   withDots(b);
   survivorsCap = 16;
