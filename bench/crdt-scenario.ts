@@ -12,7 +12,7 @@
 // diverging replicas are 2 and 3.
 import * as Automerge from "@automerge/automerge";
 import * as Y from "yjs";
-import { decodeAs, encode, keyToText, ORMap, ORSet, PNCounter } from "../src/crdt/index.ts";
+import { decodeAs, encode, keyToText, ORMap, ORSet, PNCounter } from "../lib/crdt/index.ts";
 import { mergePNCounter } from "../test/crdt/reference.ts";
 
 export interface Pair {

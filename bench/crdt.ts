@@ -56,8 +56,8 @@ const RUNS = QUICK ? { warmup: 1, runs: 3, slowWarmup: 0, slowRuns: 1 } : { warm
 
 const { orsetScenario, ormapScenario, pncounterScenario } = await import("./crdt-scenario.ts");
 type Scenario = ReturnType<typeof orsetScenario>;
-const { compileCrdtModule, CrdtWasm } = await import("../src/wasm/crdt.ts");
-const { decode, encode } = await import("../src/crdt/index.ts");
+const { compileCrdtModule, CrdtWasm } = await import("../lib/wasm/crdt.ts");
+const { decode, encode } = await import("../lib/crdt/index.ts");
 const { mergeCrdt } = await import("../test/crdt/reference.ts");
 const Y = await import("yjs");
 const Automerge = await import("@automerge/automerge");

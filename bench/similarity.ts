@@ -30,7 +30,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { compileModule, instantiateSimilarity, type Corpus, type Similarity, type TopK } from "../src/wasm/similarity.ts";
+import { compileModule, instantiateSimilarity, type Corpus, type Similarity, type TopK } from "../lib/wasm/similarity.ts";
 import { ClusteredData, recallAtK } from "./similarity-data.ts";
 import { machineBusyMs } from "./lib/cpu.ts";
 import { commitOf, cpuModel, osName, packageVersion } from "./lib/machine.ts";

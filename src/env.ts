@@ -1,5 +1,4 @@
-import type { Principal } from "../durable-objects/pool-coordinator/types";
-import type { Role } from "./security/permissions";
+import type { Principal, Role } from "../contract/records.ts";
 
 /** Who made the request, as the auth middleware established it. */
 export interface Caller extends Principal {

@@ -1,4 +1,4 @@
-import { createApp } from "./app";
+import { createApp } from "./app.ts";
 
 export { PoolCoordinator } from "../durable-objects/pool-coordinator";
 export { MeshDirectory } from "../durable-objects/mesh-directory";

@@ -1,5 +1,4 @@
-import type { PoolMetrics } from "../durable-objects/pool-coordinator/types";
-import { AGENT_STATES, TASK_STATUSES } from "../durable-objects/pool-coordinator/types";
+import { AGENT_STATES, BREAKER_STATES, TASK_STATUSES, type PoolMetrics } from "../contract/records.ts";
 
 /** Counters exported per pool, with the help text Prometheus shows. */
 const COUNTERS: readonly [string, string][] = [
@@ -46,7 +45,7 @@ export function renderMetrics(pools: readonly PoolMetrics[]): string {
   family("daa_agent_breaker", "gauge", "Circuit breaker of each agent: 1 for its current state (closed, open, half_open).");
   for (const p of pools) {
     for (const { agentId, breaker } of p.breakers) {
-      for (const state of ["closed", "open", "half_open"]) {
+      for (const state of BREAKER_STATES) {
         lines.push(`daa_agent_breaker{pool="${label(p.pool)}",agent="${label(agentId)}",state="${state}"} ${breaker === state ? 1 : 0}`);
       }
     }

@@ -1,5 +1,6 @@
 // A small typed client of the mesh's HTTP API v1, shared by the agent SDK and the `daa` command line.
 import { z } from "zod";
+import type { AgentLoad } from "../../contract/records.ts";
 import { AgentInfo, AgentsAnswer, ErrorAnswer, LeaseAnswer, PoolsAnswer, SettleAnswer, Task, type LeasedTask, type PoolSummary } from "./wire.ts";
 
 /** A refused request (`status` and the mesh's error `code`), or `status` 0 / code `unreachable` when no answer came. */
@@ -20,11 +21,8 @@ export class MeshError extends Error {
   }
 }
 
-export interface Load {
-  currentLoad: number;
-  queueDepth: number;
-  avgLatencyMs: number;
-}
+/** The load an agent reports (contract/records.ts). */
+export type Load = AgentLoad;
 
 export type SettleItem =
   | { action: "complete"; id: string; leaseToken: string; result: unknown }

@@ -8,18 +8,14 @@ import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { Batcher } from "./batcher.ts";
 import { sleep } from "./timers.ts";
 import { heartbeatOverHttp, type AgentApi, type Settler, type Transport, type TransportContext } from "./transport.ts";
-import { BatchEnvelope, MeshMessage } from "./wire.ts";
+import { agentFrame, agentMessage, type AgentMessageInput } from "../../contract/wire/agent.ts";
+import { BatchEnvelope, MeshMessage } from "../../contract/wire/mesh.ts";
 import { nodeSocket, type SocketEvents, type SocketFactory, type SocketLike } from "./socket.ts";
 
 export { nodeSocket, type SocketEvents, type SocketFactory, type SocketLike };
 
-/** Messages from the agent to the mesh. */
-export type AgentMessage =
-  | { type: "ready"; credits: number }
-  | { type: "complete"; id: string; leaseToken: string; result: unknown }
-  | { type: "fail"; id: string; leaseToken: string; error: { message: string; [key: string]: unknown }; retryable: boolean }
-  | { type: "extend"; id: string; leaseToken: string; extendMs: number }
-  | { type: "heartbeat"; load: Load };
+/** Messages from the agent to the mesh (contract/wire/agent.ts). */
+export type AgentMessage = AgentMessageInput;
 
 export interface WsTransportOptions extends TransportContext {
   client: AgentApi;
@@ -114,7 +110,7 @@ export class WsTransport implements Transport {
   async heartbeat(load: Load): Promise<void> {
     // Over the socket the mesh answers with the agent's state and interval (a `heartbeat` message).
     if (this.conn?.live) {
-      this.outbound.add({ type: "heartbeat", load });
+      this.outbound.add(agentMessage.heartbeat(load));
       return;
     }
     // Between sockets heartbeats go over HTTP too: missing them would fail the agent and give its leases away.
@@ -226,9 +222,8 @@ export class WsTransport implements Transport {
     const conn = this.conn;
     // A socket that went away between queueing and flushing: its outcomes were rerouted by lost().
     if (!conn?.live) return;
-    const frame = messages.length === 1 ? messages[0] : { type: "batch", messages };
     try {
-      conn.socket.send(JSON.stringify(frame));
+      conn.socket.send(agentFrame(messages));
     } catch (err) {
       this.drop(conn, 4001, `send failed: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -322,17 +317,17 @@ export class WsTransport implements Transport {
     const want = this.options.host.freeSlots() - this.credits;
     if (want <= 0) return;
     this.credits += want;
-    this.outbound.add({ type: "ready", credits: want });
+    this.outbound.add(agentMessage.ready(want));
   }
 }
 
 function toMessage(item: SettleItem): AgentMessage {
   switch (item.action) {
     case "complete":
-      return { type: "complete", id: item.id, leaseToken: item.leaseToken, result: item.result };
+      return agentMessage.complete(item.id, item.leaseToken, item.result);
     case "fail":
-      return { type: "fail", id: item.id, leaseToken: item.leaseToken, error: item.error, retryable: item.retryable };
+      return agentMessage.fail(item.id, item.leaseToken, item.error, item.retryable);
     case "extend":
-      return { type: "extend", id: item.id, leaseToken: item.leaseToken, extendMs: item.extendMs };
+      return agentMessage.extend(item.id, item.leaseToken, item.extendMs);
   }
 }

@@ -1,28 +1,10 @@
-// What the mesh sends back, checked at the boundary (../shared/API.md). Objects are loose on purpose: the contract
-// lets the mesh add fields, and an agent must not break when it does; only the fields the agent reads are required.
+// What the mesh answers over HTTP, checked at the boundary (../shared/API.md). Objects are loose on purpose: the
+// contract lets the mesh add fields, and an agent must not break when it does; only the fields the agent reads are
+// required. Tasks and the WebSocket messages are the contract's own (contract/wire/).
 import { z } from "zod";
+import { LeasedTaskWire } from "../../contract/wire/task.ts";
 
-export const LeasedTask = z.looseObject({
-  id: z.string().min(1),
-  type: z.string().min(1),
-  pool: z.string(),
-  payload: z.unknown(),
-  attempt: z.number().int().min(1),
-  timeoutMs: z.number().int().positive(),
-  leaseToken: z.string().min(1),
-  leaseExpiresAt: z.string(),
-});
-export type LeasedTask = z.infer<typeof LeasedTask>;
-
-export const Task = z.looseObject({
-  id: z.string(),
-  type: z.string(),
-  pool: z.string(),
-  status: z.string(),
-  result: z.unknown().optional(),
-  error: z.unknown().optional(),
-});
-export type Task = z.infer<typeof Task>;
+export { LeasedTaskWire as LeasedTask, TaskWire as Task } from "../../contract/wire/task.ts";
 
 const LoadShape = z.looseObject({ currentLoad: z.number(), queueDepth: z.number(), avgLatencyMs: z.number() });
 
@@ -39,7 +21,7 @@ export const AgentInfo = z.looseObject({
 });
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
-export const LeaseAnswer = z.looseObject({ tasks: z.array(LeasedTask) });
+export const LeaseAnswer = z.looseObject({ tasks: z.array(LeasedTaskWire) });
 
 const ErrorBody = z.looseObject({ code: z.string(), message: z.string() });
 
@@ -63,23 +45,3 @@ export const AgentsAnswer = z.looseObject({ agents: z.array(AgentInfo) });
 
 /** The error shape every non-2xx answer has (`{"error": {"code", "message", "details"}}`). */
 export const ErrorAnswer = z.looseObject({ error: z.looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });
-
-// ---- WebSocket: mesh to agent ----------------------------------------------------------------------------------
-
-export const HelloMessage = z.looseObject({ type: z.literal("hello"), agentId: z.string(), heartbeatIntervalMs: z.number().int().positive() });
-export const TaskMessage = z.looseObject({ type: z.literal("task"), task: LeasedTask });
-export const AckMessage = z.looseObject({
-  type: z.literal("ack"),
-  id: z.string(),
-  status: z.string(),
-  leaseExpiresAt: z.string().optional(),
-});
-export const ErrorMessage = z.looseObject({ type: z.literal("error"), id: z.string().nullish(), error: ErrorBody });
-
-/** The mesh's answer to a heartbeat frame: the agent's state and the interval to keep. */
-export const HeartbeatMessage = z.looseObject({ type: z.literal("heartbeat"), state: z.string(), heartbeatIntervalMs: z.number().int().positive() });
-export const MeshMessage = z.discriminatedUnion("type", [HelloMessage, TaskMessage, AckMessage, ErrorMessage, HeartbeatMessage]);
-export type MeshMessage = z.infer<typeof MeshMessage>;
-
-/** A batch is handled message by message, so one unknown or malformed entry does not hide the others. */
-export const BatchEnvelope = z.looseObject({ type: z.literal("batch"), messages: z.array(z.unknown()) });

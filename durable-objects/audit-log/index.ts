@@ -1,15 +1,19 @@
 import { DurableObject } from "cloudflare:workers";
-import { chainEntries, GENESIS_HASH, verifyChain, type AuditEntry, type AuditRecord } from "./chain";
+import { chainEntries, GENESIS_HASH, verifyChain, type AuditEntry, type AuditRecord } from "../../lib/audit/chain.ts";
+import { migrate, tableExists, type Schema } from "../shared/migrations.ts";
 
-export type { AuditEntry, AuditRecord } from "./chain";
+export type { AuditEntry, AuditRecord } from "../../lib/audit/chain.ts";
 
 /** Most records one `list` call answers. */
 export const MAX_LIST_LIMIT = 1_000;
 /** Records `verify` reads and checks at a time, so a long log is never loaded at once. */
 const VERIFY_PAGE = 1_000;
 
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS records (
+/** Version 1 is the log as it was first made (before version rows existed: `records` without `meta`). */
+export const AUDIT_SCHEMA: Schema = {
+  migrations: [
+    /* 1: the records of the chain */ `
+  CREATE TABLE records (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
     actor TEXT NOT NULL,
@@ -19,7 +23,10 @@ const SCHEMA = `
     ip TEXT,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
-  )`;
+  )`,
+  ],
+  predatesVersions: (sql) => tableExists(sql, "records"),
+};
 
 type RecordRow = {
   seq: number;
@@ -46,7 +53,7 @@ export type VerifyResult = { ok: true; records: number } | { ok: false; brokenAt
 export class AuditLog extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
+    ctx.storage.transactionSync(() => migrate(ctx.storage.sql, AUDIT_SCHEMA));
   }
 
   /** Appends the entries in order, in one transaction, and answers them as stored. */

@@ -1,17 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Role } from "../../src/security/permissions";
+import type { KeyRecord, Role } from "../../contract/records.ts";
+import { migrate, tableExists, type Schema } from "../shared/migrations.ts";
 
-/** An API key as the API shows it: never the secret, which exists only in the creation answer. */
-export interface KeyRecord {
-  id: string;
-  tenant: string;
-  name: string;
-  roles: Role[];
-  /** The pool an agent key is bound to. */
-  pool: string | null;
-  createdAt: number;
-  revokedAt: number | null;
-}
+export type { KeyRecord } from "../../contract/records.ts";
 
 interface KeyRow {
   [column: string]: SqlStorageValue;
@@ -26,6 +17,23 @@ interface KeyRow {
 
 const encoder = new TextEncoder();
 
+/** Version 1 is the store as it was first made (before version rows existed: `keys` without `meta`). */
+export const KEY_SCHEMA: Schema = {
+  migrations: [
+    /* 1: the keys of the tenant, hashes only */ `
+    CREATE TABLE keys (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      roles TEXT NOT NULL,
+      pool TEXT,
+      hash TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      revoked_at INTEGER
+    ) WITHOUT ROWID`,
+  ],
+  predatesVersions: (sql) => tableExists(sql, "keys"),
+};
+
 /**
  * The API keys of one tenant (the object is named after the tenant). Only a SHA-256 of each key is stored; a
  * presented key is checked by hashing it and comparing in constant time. Revocation is a write here, and every
@@ -34,15 +42,7 @@ const encoder = new TextEncoder();
 export class KeyStore extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS keys (
-      id TEXT PRIMARY KEY,
-      name TEXT NOT NULL,
-      roles TEXT NOT NULL,
-      pool TEXT,
-      hash TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      revoked_at INTEGER
-    ) WITHOUT ROWID`);
+    ctx.storage.transactionSync(() => migrate(ctx.storage.sql, KEY_SCHEMA));
   }
 
   private get tenant(): string {

@@ -1,4 +1,19 @@
 import { DurableObject } from "cloudflare:workers";
+import { migrate, tableExists, type Schema } from "../shared/migrations.ts";
+
+/** Version 1 is the directory as it was first made (before version rows existed: `pool_tenants` without `meta`). */
+export const DIRECTORY_SCHEMA: Schema = {
+  migrations: [
+    /* 1: which tenants use which pool */ `
+    CREATE TABLE pool_tenants (
+      pool TEXT NOT NULL,
+      tenant TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      PRIMARY KEY (pool, tenant)
+    ) WITHOUT ROWID`,
+  ],
+  predatesVersions: (sql) => tableExists(sql, "pool_tenants"),
+};
 
 export interface PoolEntry {
   pool: string;
@@ -13,12 +28,7 @@ export interface PoolEntry {
 export class MeshDirectory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS pool_tenants (
-      pool TEXT NOT NULL,
-      tenant TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      PRIMARY KEY (pool, tenant)
-    ) WITHOUT ROWID`);
+    ctx.storage.transactionSync(() => migrate(ctx.storage.sql, DIRECTORY_SCHEMA));
   }
 
   /** Records that a tenant uses a pool; idempotent, the first time stays. */

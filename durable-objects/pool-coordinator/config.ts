@@ -1,4 +1,6 @@
-import type { PoolConfig } from "./types";
+import type { PoolConfig, PoolConfigPatch } from "../../contract/records.ts";
+
+export type { PoolConfigPatch } from "../../contract/records.ts";
 
 /** Pool defaults (API.md, "Pool configuration"), plus how long finished tasks are kept. */
 export const DEFAULT_CONFIG: PoolConfig = {
@@ -12,7 +14,6 @@ export const DEFAULT_CONFIG: PoolConfig = {
   requireClientCert: false,
 };
 
-export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker">> & { breaker?: Partial<PoolConfig["breaker"]> };
 
 /** A patch merged into a config, nested `breaker` included. */
 export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolConfig {

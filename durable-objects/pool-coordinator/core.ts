@@ -1,73 +1,92 @@
-import { ApiError } from "../../src/shared/errors";
-import { AgentStore } from "./agents";
-import { DEFAULT_CONFIG, mergeConfig, type PoolConfigPatch } from "./config";
-import { random01 } from "./ids";
-import { LaneStore } from "./lanes";
-import { pick, type RoundRobinState } from "./balancing";
-import { ReadyRound } from "./ready-round";
-import { migrate } from "./schema";
-import { fitKey } from "./queue-rules";
-import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, StatsStore } from "./stats";
-import { noteTimer, TaskStore, type SubmitOutcome } from "./tasks";
-import { nextAlarmAt } from "./timers";
-import {
-  TASK_STATUSES,
-  type AgentInput,
-  type AgentLoad,
-  type AgentRecord,
-  type AgentState,
-  type LeasedTask,
-  type PoolConfig,
-  type PoolMetrics,
-  type PoolStats,
-  type Principal,
-  type Settlement,
-  type SettlementResult,
-  type TaskInput,
-  type StatusCounts,
-  type TaskStatus,
-} from "./types";
+/**
+ * One pool shard's state and rules, over its SQLite storage: the stores (tasks, agents, lanes, tenants, counters)
+ * plus the operations that span them, and the timer kinds they register on the object's alarm. Synchronous
+ * throughout: the shell (shell.ts) runs each call as one transaction and handles the rest.
+ */
+import { ApiError } from "../../contract/errors.ts";
+import type { Emit } from "../../contract/events.ts";
+import type {
+  AgentInput,
+  AgentLoad,
+  AgentRecord,
+  AgentState,
+  LeasedTask,
+  PoolConfig,
+  PoolConfigPatch,
+  Principal,
+  Settlement,
+  SettlementResult,
+  SubmitOutcome,
+  TaskInput,
+  TenantValues,
+  TenantValuesPatch,
+} from "../../contract/records.ts";
+import { random01 } from "../../lib/random.ts";
+import type { Timers } from "../shared/timers.ts";
+import { AgentStore } from "./agents/index.ts";
+import type { RoundRobinState } from "./agents/balancing.ts";
+import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
+import { pushRound } from "./dispatch.ts";
+import { LaneStore } from "./lanes.ts";
+import { migrate } from "./schema.ts";
+import { StatsStore } from "./stats.ts";
+import type { StatusCountDeltas } from "./tasks/counts.ts";
+import { TaskStore } from "./tasks/index.ts";
+import { PoolTenants } from "./tenants.ts";
+
+export { poolNotFound } from "./tenants.ts";
 
 /** How often a pool that could not reach the directory tries again. */
 export const LISTING_RETRY_MS = 5_000;
-/** Tasks pushed to one agent per pick: small enough to spread a burst, large enough to batch. */
-export const DISPATCH_QUANTUM = 8;
 
-/**
- * One pool shard's state and rules, over its SQLite storage: the stores plus the operations that span them.
- * Synchronous throughout; the Durable Object class wraps each call in a transaction and handles the rest.
- */
+/** The host slice of a pool shard's state: its storage, name, event sink and timers. */
+export interface PoolHost {
+  sql: SqlStorage;
+  pool: string;
+  shard: number;
+  emit: Emit;
+  timers: Timers;
+  random01?: () => number;
+}
+
 export class PoolCore {
+  readonly pool: string;
+  readonly shard: number;
   readonly lanes: LaneStore;
   readonly stats: StatsStore;
   readonly tasks: TaskStore;
   readonly agents: AgentStore;
+  readonly tenants: PoolTenants;
+  /** Tasks by tenant and status (the task store keeps them). */
+  readonly counts: StatusCountDeltas;
+  private readonly sql: SqlStorage;
   private cachedConfig: PoolConfig | null = null;
 
-  constructor(
-    private readonly sql: SqlStorage,
-    readonly pool: string,
-    readonly shard: number,
-    random: () => number = random01,
-  ) {
+  constructor(host: PoolHost) {
+    const { sql, pool, shard, emit, timers } = host;
+    this.sql = sql;
+    this.pool = pool;
+    this.shard = shard;
     this.lanes = new LaneStore(sql);
     this.stats = new StatsStore(sql);
-    this.tasks = new TaskStore(sql, this.lanes, this.stats, {
+    this.tenants = new PoolTenants(sql, pool, () => this.config());
+    this.tasks = new TaskStore(sql, this.lanes, this.stats, emit, timers.set, {
       pool,
       shard,
-      random01: random,
+      random01: host.random01 ?? random01,
       retentionMs: () => this.config().retentionMs,
-      maxUnfinishedPerTenant: () => this.config().maxUnfinishedPerTenant,
+      maxUnfinished: (tenant) => this.tenants.maxUnfinished(tenant),
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
       agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
     });
-    this.agents = new AgentStore(
-      sql,
-      pool,
-      (agentId) => this.tasks.inFlight(agentId),
-      () => this.config(),
-      (at) => noteTimer(this.tasks.effects, at),
-    );
+    this.counts = this.tasks.counts;
+    this.agents = new AgentStore({ sql, pool, inFlight: (agentId) => this.tasks.inFlight(agentId), config: () => this.config(), timer: timers.set, emit });
+    // Agents first: a failed agent's leases go back before the tasks' own deadlines are looked at.
+    timers.register({ name: "agents", next: () => this.agents.nextTimer(), run: (now, limit) => this.agents.runTimers(now, limit, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now)) });
+    timers.register({ name: "tasks", next: () => this.tasks.nextTimer(), run: (now, limit) => this.tasks.runTimers(now, limit) });
+    // The listing itself is a call to the directory, made after the commit (shell.ts); this kind keeps the alarm
+    // coming back while a tenant waits to be listed.
+    timers.register({ name: "listing", next: (now) => (this.tenants.anyUnlisted() ? now + LISTING_RETRY_MS : null), run: () => 0 });
   }
 
   /** Creates or upgrades the schema and records when the pool began. Call inside a transaction. */
@@ -87,76 +106,52 @@ export class PoolCore {
   }
 
   /**
-   * A config is a first write like any other, but a tenant cannot reconfigure a pool that only other tenants
-   * use: it answers 404 as for every other pool-level call of theirs.
+   * Pool-wide configuration changes the pool for every tenant: only operators and the bootstrap key may change it.
+   * A config is a first write like any other, but an operator cannot reconfigure a pool only other tenants use:
+   * it answers 404 as for every other pool-level call of theirs.
    */
   updateConfig(principal: Principal, patch: PoolConfigPatch, now: number): PoolConfig {
-    const fresh = this.sql.exec("SELECT 1 FROM tenants LIMIT 1").toArray().length === 0;
-    if (!fresh) this.requireTenant(principal);
-    this.touch(principal, now);
+    this.firstWrite(principal, now);
+    if (!principal.allTenants && !principal.fleetOperator) {
+      throw new ApiError("forbidden", `the configuration of pool ${this.pool} applies to every tenant: only an operator may change it`);
+    }
     const next = mergeConfig(this.config(), patch);
-    this.sql.exec(
-      "INSERT INTO meta (key, value) VALUES ('config', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
-      JSON.stringify(next),
-    );
+    this.sql.exec("INSERT INTO meta (key, value) VALUES ('config', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", JSON.stringify(next));
     this.cachedConfig = next;
     return next;
   }
 
-  /** Forgets caches after a rolled-back transaction. */
+  tenantValues(principal: Principal, tenant: string): TenantValues {
+    return this.tenants.get(principal, tenant);
+  }
+
+  updateTenantValues(principal: Principal, tenant: string, patch: TenantValuesPatch, now: number): TenantValues {
+    this.firstWrite(principal, now);
+    return this.tenants.update(principal, tenant, patch);
+  }
+
+  /** A write that may bring the pool into existence: on a pool others use, the caller must see it (404). */
+  private firstWrite(principal: Principal, now: number): void {
+    if (!this.tenants.fresh()) this.tenants.require(principal);
+    this.tenants.touch(principal, now);
+  }
+
   /** Writes what the transaction gathered in memory (counters, agent outcomes). Call at its end, inside it. */
   flush(now: number): void {
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
-    this.tasks.flushCounts();
+    this.tasks.counts.flush();
   }
 
+  /** Forgets caches after a rolled-back transaction. */
   discardCaches(): void {
     this.cachedConfig = null;
     this.stats.discard();
     this.agents.discardOutcomes();
     this.lanes.reload();
-    this.tasks.takeEffects();
-    this.tasks.discardCounts();
+    this.tasks.counts.discard();
     // A tenant first seen by the rolled-back transaction is not in the table after all.
-    this.knownTenants.clear();
-    this.unlisted = true;
-  }
-
-  // ---- tenants of the pool, and their listing in the directory ----------------------------------------------
-
-  /** Records that a tenant uses this pool (its first write). Call inside a transaction. */
-  touch(principal: Principal, now: number): void {
-    if (this.knownTenants.has(principal.tenant)) return;
-    const cursor = this.sql.exec("INSERT OR IGNORE INTO tenants (tenant, first_at) VALUES (?, ?)", principal.tenant, now);
-    cursor.toArray();
-    if (cursor.rowsWritten > 0) this.unlisted = true;
-    this.knownTenants.add(principal.tenant);
-  }
-
-  /** Tenants known to be in the tenants table (a cache: a first write of each tenant is looked at once). */
-  private readonly knownTenants = new Set<string>();
-  /** Whether some tenant may wait to be listed in the directory; rechecked from the table when true. */
-  unlisted = true;
-
-  /**
-   * Pool-level reads (stats, task lists, agents, config) answer 404 to a tenant that never used the pool, as if
-   * it did not exist: existence does not leak across tenants.
-   */
-  requireTenant(principal: Principal): void {
-    if (principal.allTenants) return;
-    if (this.sql.exec("SELECT 1 FROM tenants WHERE tenant = ?", principal.tenant).toArray().length === 0) throw poolNotFound(this.pool);
-  }
-
-  unlistedTenants(): string[] {
-    if (!this.unlisted) return [];
-    const tenants = this.sql.exec<{ tenant: string }>("SELECT tenant FROM tenants WHERE listed = 0").toArray().map((r) => r.tenant);
-    if (tenants.length === 0) this.unlisted = false;
-    return tenants;
-  }
-
-  markListed(tenant: string): void {
-    this.sql.exec("UPDATE tenants SET listed = 1 WHERE tenant = ?", tenant);
+    this.tenants.discard();
   }
 
   /** Agent operations in a pool that requires mTLS need a verified client certificate. */
@@ -166,28 +161,10 @@ export class PoolCore {
     }
   }
 
-  // ---- agents and leases ----------------------------------------------------------------------------------
-
-  registerAgent(principal: Principal, input: AgentInput, now: number): AgentRecord {
-    this.requireCertificate(principal);
-    this.touch(principal, now);
-    this.tasks.effects.agentsChanged = true;
-    return this.agents.register(principal, input, now);
-  }
-
-  heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
-    this.requireCertificate(principal);
-    this.tasks.effects.agentsChanged = true;
-    return this.agents.heartbeat(principal, agentId, load, now);
-  }
-
-  /** A sign of life from an agent's socket; a changed state (recovered) may let it take work again. */
-  seen(agentId: string, load: AgentLoad | null, now: number): void {
-    if (this.agents.seen(agentId, load, now)) this.tasks.effects.agentsChanged = true;
-  }
+  // ---- tasks ------------------------------------------------------------------------------------------------
 
   submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
-    this.touch(principal, now);
+    this.tenants.touch(principal, now);
     return this.tasks.submit(principal, inputs, now);
   }
 
@@ -196,73 +173,36 @@ export class PoolCore {
     return this.tasks.settle(principal, items, now);
   }
 
-  /** Leases up to `max` tasks to a running agent within its free concurrency. */
+  // ---- agents and leases ----------------------------------------------------------------------------------
+
+  registerAgent(principal: Principal, input: AgentInput, now: number): AgentRecord {
+    this.requireCertificate(principal);
+    this.tenants.touch(principal, now);
+    return this.agents.register(principal, input, now);
+  }
+
+  heartbeat(principal: Principal, agentId: string, load: AgentLoad | null, now: number): AgentRecord {
+    this.requireCertificate(principal);
+    return this.agents.heartbeat(principal, agentId, load, now);
+  }
+
+  /** Leases up to `max` tasks to a running agent within its free concurrency. Polling for work is a sign of life. */
   lease(principal: Principal, agentId: string, max: number, now: number): LeasedTask[] {
     this.requireCertificate(principal);
     this.agents.get(principal, agentId);
-    // Polling for work is a sign of life too.
-    if (this.agents.seen(agentId, null, now)) this.tasks.effects.agentsChanged = true;
+    this.agents.seen(agentId, null, now);
     const row = this.agents.row(agentId)!;
     return this.tasks.lease(this.agents.fit(row), Math.min(max, this.agents.room(row)), now);
   }
 
-  /**
-   * Pushes work to connected agents, in one transaction: the pool's strategy picks an agent among those with
-   * credits and room, it gets up to a small quantum of tasks, and so on until no agent can take more or nothing
-   * fits; then every pick is leased in one statement. Answers the leases per agent; each consumed a credit.
-   */
+  /** A push round over these connected agents (dispatch.ts). */
   dispatch(connected: ReadonlySet<string>, rr: RoundRobinState, now: number): Map<string, LeasedTask[]> {
-    const strategy = this.config().strategy;
-    // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
-    let candidates = this.agents.candidates(connected).map((c) => {
-      const fit = this.agents.fit(c.row);
-      return { ...c, fit, key: fitKey(fit) };
-    });
-    // The picks are planned over the ready tasks each kind of agent reads once, then leased in one statement.
-    const fits = new Map(candidates.map((c) => [c.key, c.fit]));
-    const budgets = new Map<string, number>();
-    for (const c of candidates) budgets.set(c.key, (budgets.get(c.key) ?? 0) + Math.min(c.credits, c.room));
-    const ready = new ReadyRound((key, n) => this.tasks.ready(fits.get(key)!, n));
-    const plan: { seq: number; agentId: string }[] = [];
-    while (candidates.length > 0) {
-      const chosen = pick(strategy, candidates, rr)!;
-      const want = Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM);
-      const seqs = ready.take(chosen.key, want, budgets.get(chosen.key)!);
-      if (seqs.length < want) {
-        // The lanes this agent accepts are empty now, and so they are for every agent that accepts the same
-        // lanes: they all drop out of this round.
-        candidates = candidates.filter((c) => c.key !== chosen.key);
-        if (seqs.length === 0) continue;
-      }
-      chosen.credits -= seqs.length;
-      chosen.room -= seqs.length;
-      chosen.inFlight += seqs.length;
-      for (const seq of seqs) plan.push({ seq, agentId: chosen.agentId });
-      if (chosen.credits <= 0 || chosen.room <= 0) candidates = candidates.filter((c) => c !== chosen);
-    }
-    const out = new Map<string, LeasedTask[]>();
-    this.tasks.leaseTo(plan, now).forEach((task, i) => {
-      const agentId = plan[i]!.agentId;
-      const list = out.get(agentId);
-      if (list) list.push(task);
-      else out.set(agentId, [task]);
-    });
-    for (const [agentId, leased] of out) this.agents.useCredits(agentId, leased.length);
-    return out;
-  }
-
-  /** Works off due timers of agents (health, breakers) and of tasks (leases, delays, retention). */
-  runTimers(now: number, limit: number): number {
-    const { changed } = this.agents.runTimers(now, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now));
-    // An agent that failed, recovered or whose breaker half-opened changes who can take work.
-    if (changed > 0) this.tasks.effects.agentsChanged = true;
-    return this.tasks.runTimers(now, limit);
+    return pushRound(this, this.config().strategy, connected, rr, now);
   }
 
   /** A lifecycle change; an agent that fails gives its leases back, a terminating one leaves once idle. */
   transitionAgent(principal: Principal, agentId: string, to: AgentState, now: number): AgentRecord {
     const agent = this.agents.transition(principal, agentId, to);
-    this.tasks.effects.agentsChanged = true;
     if (to === "failed") {
       this.tasks.releaseAgent(agentId, `agent ${agentId} failed`, now);
       return this.agents.get(principal, agentId);
@@ -276,62 +216,4 @@ export class PoolCore {
     this.agents.remove(principal, agentId);
     this.tasks.releaseAgent(agentId, `agent ${agentId} was deleted`, now);
   }
-
-  // ---- timers ---------------------------------------------------------------------------------------------
-
-  nextTimer(now: number): number | null {
-    const unlisted = this.sql.exec("SELECT 1 FROM tenants WHERE listed = 0 LIMIT 1").toArray().length > 0;
-    return nextAlarmAt([this.tasks.nextTimer(), this.agents.nextTimer(), unlisted ? now + LISTING_RETRY_MS : null]);
-  }
-
-  // ---- observation ----------------------------------------------------------------------------------------
-
-  statusCounts(principal: Principal): StatusCounts {
-    this.requireTenant(principal);
-    const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as StatusCounts;
-    for (const row of this.taskCounts()) {
-      if (principal.allTenants || row.tenant === principal.tenant) counts[row.status] += row.count;
-    }
-    return counts;
-  }
-
-  poolStats(principal: Principal, now: number): PoolStats {
-    const rates = this.stats.rates(now);
-    const latency = this.stats.latency(now);
-    return {
-      pool: this.pool,
-      queue: this.statusCounts(principal),
-      agents: this.agents.countsByState(),
-      throughput: {
-        windowSeconds: RATE_WINDOW_MS / 1000,
-        submittedPerSec: rates.submitted,
-        leasedPerSec: rates.leased,
-        succeededPerSec: rates.succeeded,
-        failedPerSec: rates.failed,
-      },
-      latencyMs: { p50: latency.p50, p99: latency.p99, windowSeconds: LATENCY_WINDOW_MS / 1000, samples: latency.samples },
-    };
-  }
-
-  metrics(): PoolMetrics {
-    return {
-      pool: this.pool,
-      tasks: this.taskCounts(),
-      agents: this.agents.countsByState(),
-      breakers: this.agents.breakers(),
-      counters: this.stats.counters(),
-      duration: this.stats.durationTotals(),
-    };
-  }
-
-  private taskCounts(): { tenant: string; status: TaskStatus; count: number }[] {
-    return this.sql
-      .exec<{ tenant: string; status: TaskStatus; n: number }>("SELECT tenant, status, n FROM status_counts WHERE n > 0 ORDER BY tenant, status")
-      .toArray()
-      .map(({ tenant, status, n }) => ({ tenant, status, count: n }));
-  }
-}
-
-export function poolNotFound(pool: string): ApiError {
-  return new ApiError("not_found", `no pool ${pool}`);
 }

@@ -1,5 +1,5 @@
-import { laneAccepts, laneKey, normalizeRequirements, type AgentFit, type Lane } from "./queue-rules";
-import type { Requirements } from "./types";
+import type { Requirements } from "../../contract/records.ts";
+import { laneAccepts, laneKey, normalizeRequirements, type AgentFit, type Lane } from "./queue-rules.ts";
 
 interface LaneRow {
   [column: string]: SqlStorageValue;

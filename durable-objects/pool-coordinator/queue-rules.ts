@@ -1,15 +1,13 @@
-import { retryDelayMs, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff";
-import { FINAL_STATUSES, type Requirements, type TaskStatus } from "./types";
+import { isFinal, type Requirements, type TaskStatus } from "../../contract/records.ts";
+import { retryDelayMs, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+
+export { isFinal } from "../../contract/records.ts";
 
 /**
  * The queue's rules as pure functions: what happens to a task after a failed attempt, what can be cancelled,
  * which agent may take which lane, and the order tasks are served in. The store applies them; tests check
  * them without storage.
  */
-
-export function isFinal(status: TaskStatus): boolean {
-  return FINAL_STATUSES.includes(status);
-}
 
 /** Cancel applies to anything not yet final, including a leased task (its lease is revoked). */
 export function canCancel(status: TaskStatus): boolean {

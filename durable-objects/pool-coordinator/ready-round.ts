@@ -1,4 +1,4 @@
-import type { ReadyRef } from "./queue-rules";
+import type { ReadyRef } from "./queue-rules.ts";
 
 /** Most ready tasks one read brings in for one kind of agent. */
 export const READY_PAGE = 512;

@@ -1,6 +1,8 @@
+import { migrate as migrateStore, tableExists, type Schema } from "../shared/migrations.ts";
+
 /**
  * The pool coordinator's SQLite schema. Migrations are numbered and append-only; each runs once, inside
- * the transaction that records it.
+ * the transaction that records it (durable-objects/shared/migrations.ts).
  *
  * Cost rules this schema keeps: the next task to lease is the head of a partial index over queued tasks
  * only, per lane; the next timer is the minimum of a partial index over rows that have one. Neither grows
@@ -11,7 +13,7 @@ const STATE_CHECK = "state IN ('pending','initializing','running','paused','scal
 
 export const MIGRATIONS: readonly string[] = [
   /* 1: tasks, lanes, dependencies, agents, counters */ `
-  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 
   CREATE TABLE lanes (
     id INTEGER PRIMARY KEY,
@@ -157,23 +159,25 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_by_status ON tasks (status, seq)
     WHERE status = 'waiting' OR status = 'queued' OR status = 'succeeded' OR status = 'dead' OR status = 'cancelled';
   `,
+  /* 8: each tenant's own values in the pool: quota within the pool's ceiling, fair-share weight, GPU-seconds per hour */ `
+  CREATE TABLE tenant_values (
+    tenant TEXT PRIMARY KEY,
+    max_unfinished_granted INTEGER CHECK (max_unfinished_granted >= 1),
+    max_unfinished_own INTEGER CHECK (max_unfinished_own >= 1),
+    weight INTEGER CHECK (weight BETWEEN 1 AND 1000),
+    gpu_seconds_per_hour REAL CHECK (gpu_seconds_per_hour >= 0)
+  ) WITHOUT ROWID;
+  `,
 ];
+
+export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };
 
 /** Whether any schema exists yet: a pool that was never written to has no tables at all. */
 export function schemaExists(sql: SqlStorage): boolean {
-  return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").toArray().length > 0;
+  return tableExists(sql, "meta");
 }
 
 /** Applies the migrations not yet applied. Call inside a transaction. */
 export function migrate(sql: SqlStorage): void {
-  const current = schemaExists(sql)
-    ? Number(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0]?.value ?? 0)
-    : 0;
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
-    sql.exec(MIGRATIONS[version - 1]!);
-    sql.exec(
-      "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      String(version),
-    );
-  }
+  migrateStore(sql, POOL_SCHEMA);
 }

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
-import { ApiError } from "../shared/errors";
-import { jsonDepth, MAX_JSON_DEPTH } from "../shared/json-depth";
+import { ApiError } from "../../contract/errors.ts";
+import { jsonDepth, MAX_JSON_DEPTH } from "../../contract/json.ts";
 
 /** Bodies over 1 MiB get 413 (API.md, "Conventions"). */
 export const MAX_BODY_BYTES = 1024 * 1024;

@@ -1,14 +1,10 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { ApiError, type ErrorBody } from "../shared/errors";
+import { ApiError, errorResponse as contractError } from "../../contract/errors.ts";
 
-/** The contract's error response: `{"error": {code, message, details?}}` with the code's status. */
-export function errorResponse(c: Context, error: ApiError): Response {
-  const details = error.details;
-  if (error.code === "rate_limited" && details && !Array.isArray(details) && typeof details.retryAfterSeconds === "number") {
-    c.header("Retry-After", String(details.retryAfterSeconds));
-  }
-  return c.json({ error: error.toBody() satisfies ErrorBody }, error.status as 400);
+/** The contract's error response: `{"error": {code, message, details?}}` with the code's status (and Retry-After on 429). */
+export function errorResponse(_c: Context, error: ApiError): Response {
+  return contractError(error.toBody());
 }
 
 /**
@@ -22,7 +18,7 @@ export function onError(err: Error, c: Context): Response {
     return errorResponse(c, new ApiError(code, err.message || "the request was rejected"));
   }
   console.error(`${c.req.method} ${new URL(c.req.url).pathname} failed`, err);
-  return c.json({ error: { code: "internal", message: "internal error; it has been logged" } }, 500);
+  return contractError(new ApiError("internal").toBody());
 }
 
 export function onNotFound(c: Context): Response {

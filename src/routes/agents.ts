@@ -1,16 +1,17 @@
-import type { Routes } from "../openapi/route";
-import { coordinator } from "../pools";
-import { presentAgent, presentLeased } from "../presenters";
-import { AgentParams, AgentsResponse, AgentWithInterval, Agent, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents";
-import { ErrorSchema } from "../schemas/common";
-import { ApiError, unwrap, type ErrorBody } from "../shared/errors";
-import { idsOfOtherTenants } from "../security/audit";
-import { actorName, principalOf } from "../security/credentials";
-import { requirePoolBinding } from "../security/binding";
-import { openTasks } from "../security/sealing";
 import { z } from "zod";
+import { ApiError, errorOfResponse, unwrap } from "../../contract/errors.ts";
+import { SOCKET_UPGRADE_HEADERS } from "../../contract/pool-rpc.ts";
+import { idsOfOtherTenants } from "../../lib/audit/records.ts";
+import { presentAgent, presentLeased } from "../../lib/present.ts";
+import { Gateway } from "../mesh/gateway.ts";
+import type { Routes } from "../openapi/route.ts";
+import { Agent, AgentParams, AgentsResponse, AgentWithInterval, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents.ts";
+import { ErrorSchema } from "../schemas/common.ts";
+import { requirePoolBinding } from "../security/binding.ts";
+import { actorName, principalOf } from "../security/credentials.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
+
 
 export function agentRoutes(routes: Routes): void {
   routes.add(
@@ -27,8 +28,9 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${body.agentId ?? "(id to be generated)"}` });
+      const home = new Gateway(c.env).placement.home(params.pool);
       const agent = unwrap(
-        await coordinator(c.env, params.pool).registerAgent(c.var.caller, {
+        await home.registerAgent(c.var.caller, {
           agentId: body.agentId ?? null,
           capabilities: body.capabilities,
           resources: body.resources,
@@ -52,7 +54,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json({ agents: unwrap(await coordinator(c.env, params.pool).listAgents(c.var.caller)).map(presentAgent) });
+      return c.json({ agents: unwrap(await new Gateway(c.env).placement.home(params.pool).listAgents(c.var.caller)).map(presentAgent) });
     },
   );
 
@@ -67,7 +69,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).getAgent(c.var.caller, params.agentId))));
+      return c.json(presentAgent(unwrap(await new Gateway(c.env).placement.home(params.pool).getAgent(c.var.caller, params.agentId))));
     },
   );
 
@@ -90,7 +92,7 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${params.agentId} -> ${body.state}` });
-      return c.json(presentAgent(unwrap(await coordinator(c.env, params.pool).transitionAgent(c.var.caller, params.agentId, body.state))));
+      return c.json(presentAgent(unwrap(await new Gateway(c.env).placement.home(params.pool).transitionAgent(c.var.caller, params.agentId, body.state))));
     },
   );
 
@@ -106,7 +108,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      unwrap(await coordinator(c.env, params.pool).deleteAgent(c.var.caller, params.agentId));
+      unwrap(await new Gateway(c.env).placement.home(params.pool).deleteAgent(c.var.caller, params.agentId));
       return c.json({ deleted: true, agentId: params.agentId });
     },
   );
@@ -123,7 +125,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const agent = unwrap(await coordinator(c.env, params.pool).heartbeat(c.var.caller, params.agentId, body.load ?? null));
+      const agent = unwrap(await new Gateway(c.env).placement.home(params.pool).heartbeat(c.var.caller, params.agentId, body.load ?? null));
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs });
     },
   );
@@ -141,11 +143,11 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const tasks = unwrap(await coordinator(c.env, params.pool).lease(c.var.caller, params.agentId, body.max, body.waitMs));
+      const tasks = await new Gateway(c.env).lease(c.var.caller, params.pool, params.agentId, body.max, body.waitMs);
       // A shared agent leases other tenants' tasks: each of them gets a record of how many of its own went.
       const subjects = [...idsOfOtherTenants(tasks, c.var.caller.tenant)].map(([tenant, ids]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${ids.length} tasks` }));
       c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0, subjects });
-      return c.json({ tasks: (await openTasks(c.env, tasks)).map(presentLeased) });
+      return c.json({ tasks: tasks.map(presentLeased) });
     },
   );
 
@@ -164,20 +166,15 @@ export function agentRoutes(routes: Routes): void {
       },
     },
     async (c, { params }) => {
-      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-        throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket");
-      }
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket");
       requirePoolBinding(c.var.caller, params.pool);
       const headers = new Headers(c.req.raw.headers);
       headers.delete("authorization");
-      headers.set("x-daa-principal", JSON.stringify(principalOf(c.var.caller)));
-      headers.set("x-daa-agent", params.agentId);
-      headers.set("x-daa-actor", actorName(c.var.caller));
-      const res = await coordinator(c.env, params.pool).fetch(new Request(c.req.url, { headers }));
-      if (res.status !== 101) {
-        const body = (await res.json()) as { error: ErrorBody };
-        throw new ApiError(body.error.code, body.error.message, body.error.details);
-      }
+      headers.set(SOCKET_UPGRADE_HEADERS.principal, JSON.stringify(principalOf(c.var.caller)));
+      headers.set(SOCKET_UPGRADE_HEADERS.agent, params.agentId);
+      headers.set(SOCKET_UPGRADE_HEADERS.actor, actorName(c.var.caller));
+      const res = await new Gateway(c.env).placement.home(params.pool).fetch(new Request(c.req.url, { headers }));
+      if (res.status !== 101) throw await errorOfResponse(res);
       return res;
     },
   );

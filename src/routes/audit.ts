@@ -1,10 +1,10 @@
 import type { Context } from "hono";
-import type { AuditRecord } from "../../durable-objects/audit-log/chain";
-import type { AppEnv } from "../env";
-import type { Routes } from "../openapi/route";
-import { AuditPage, AuditQuery, AuditVerification, AuditVerifyQuery } from "../schemas/auth";
-import { ErrorSchema } from "../schemas/common";
-import { ApiError } from "../shared/errors";
+import { ApiError } from "../../contract/errors.ts";
+import type { AuditRecord } from "../../lib/audit/chain.ts";
+import type { AppEnv } from "../env.ts";
+import type { Routes } from "../openapi/route.ts";
+import { AuditPage, AuditQuery, AuditVerification, AuditVerifyQuery } from "../schemas/auth.ts";
+import { ErrorSchema } from "../schemas/common.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
 

@@ -1,15 +1,17 @@
 import type { Context } from "hono";
-import type { AppEnv } from "../env";
-import type { Routes } from "../openapi/route";
-import { ErrorSchema } from "../schemas/common";
-import { CreatedKey, CreateKey, KeyParams, KeysResponse, TenantParams, TokenRequest, TokenResponse } from "../schemas/auth";
-import { recordAudit, SYSTEM_TENANT } from "../security/audit";
-import { hashKey, newApiKey, parseApiKey } from "../security/credentials";
-import { issueToken, keyringFromEnv } from "../security/keyring";
-import { enforceRateLimits } from "../security/rate-limit";
-import { ApiError } from "../shared/errors";
-import { coordinator, directory } from "../pools";
-import type { KeyRecord } from "../../durable-objects/key-store";
+import type { AppEnv } from "../env.ts";
+import type { Routes } from "../openapi/route.ts";
+import { ErrorSchema } from "../schemas/common.ts";
+import { CreatedKey, CreateKey, KeyParams, KeysResponse, TenantParams, TokenRequest, TokenResponse } from "../schemas/auth.ts";
+import { ApiError } from "../../contract/errors.ts";
+import type { KeyRecord } from "../../contract/records.ts";
+import { SYSTEM_TENANT } from "../../lib/audit/records.ts";
+import { keyringFromEnv } from "../../lib/security/keyring.ts";
+import { issueToken } from "../../lib/security/tokens.ts";
+import { Gateway } from "../mesh/gateway.ts";
+import { recordAudit } from "../security/audit.ts";
+import { hashKey, newApiKey, parseApiKey } from "../security/credentials.ts";
+import { enforceRateLimits } from "../security/rate-limit.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -34,10 +36,12 @@ export function authRoutes(routes: Routes): void {
       audit: "key.create",
       params: TenantParams,
       body: CreateKey,
-      responses: { 201: { description: "the key", schema: CreatedKey }, 400: err("invalid key"), 404: err("another tenant") },
+      responses: { 201: { description: "the key", schema: CreatedKey }, 400: err("invalid key"), 403: err("an operator key asked for by other than the bootstrap key"), 404: err("another tenant") },
     },
     async (c, { params, body }) => {
       ownTenant(c, params.tenant);
+      // An operator acts across tenants (the shared fleet, pool-wide configuration): only the bootstrap key makes one.
+      if (body.roles.includes("operator") && !c.var.caller.allTenants) throw new ApiError("forbidden", "only the bootstrap key may create keys with the operator role");
       const { id, key } = newApiKey(params.tenant);
       const created = await c.env.KEYS.getByName(params.tenant).create({
         id,
@@ -85,8 +89,9 @@ export function authRoutes(routes: Routes): void {
       if (!revoked) throw new ApiError("not_found", `no key ${params.id} in tenant ${params.tenant}`);
       // Agent sockets opened with the key close too: in its pool, or in every pool its tenant uses (an agent
       // registers before it connects, and registering is a write that lists the tenant in the directory).
-      const pools = revoked.pool !== null ? [revoked.pool] : (await directory(c.env).list(revoked.tenant)).map((p) => p.pool);
-      await Promise.all(pools.map((pool) => coordinator(c.env, pool).closeSocketsOfKey(revoked.id)));
+      const { placement } = new Gateway(c.env);
+      const pools = revoked.pool !== null ? [revoked.pool] : (await placement.directory().list(revoked.tenant)).map((p) => p.pool);
+      await Promise.all(pools.map((pool) => placement.home(pool).closeSocketsOfKey(revoked.id)));
       return c.json(presentKey(revoked));
     },
   );

@@ -1,11 +1,22 @@
-import type { Routes } from "../openapi/route";
-import { coordinator, directory } from "../pools";
-import { presentTask } from "../presenters";
-import { PoolParams } from "../schemas/agents";
-import { ErrorSchema } from "../schemas/common";
-import { ListTasksQuery, ListTasksResponse, PoolConfigPatch, PoolConfigSchema, PoolsResponse, PoolStatsResponse, RedriveBody, RedriveResponse } from "../schemas/pools";
-import { unwrap } from "../shared/errors";
-import { openTasks } from "../security/sealing";
+import { unwrap } from "../../contract/errors.ts";
+import { presentTask } from "../../lib/present.ts";
+import { Gateway } from "../mesh/gateway.ts";
+import type { Routes } from "../openapi/route.ts";
+import { PoolParams } from "../schemas/agents.ts";
+import { ErrorSchema } from "../schemas/common.ts";
+import {
+  ListTasksQuery,
+  ListTasksResponse,
+  PoolConfigPatch,
+  PoolConfigSchema,
+  PoolsResponse,
+  PoolStatsResponse,
+  PoolTenantParams,
+  RedriveBody,
+  RedriveResponse,
+  TenantValuesPatch,
+  TenantValuesSchema,
+} from "../schemas/pools.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
 
@@ -19,10 +30,9 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "the pools", schema: PoolsResponse } },
     },
     async (c) => {
-      const entries = await directory(c.env).list(c.var.caller.allTenants ? null : c.var.caller.tenant);
-      const pools = await Promise.all(
-        entries.map(async ({ pool }) => ({ pool, ...unwrap(await coordinator(c.env, pool).counts(c.var.caller)) })),
-      );
+      const { placement } = new Gateway(c.env);
+      const entries = await placement.directory().list(c.var.caller.allTenants ? null : c.var.caller.tenant);
+      const pools = await Promise.all(entries.map(async ({ pool }) => ({ pool, ...unwrap(await placement.home(pool).counts(c.var.caller)) })));
       return c.json({ pools });
     },
   );
@@ -36,7 +46,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the stats", schema: PoolStatsResponse }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(unwrap(await coordinator(c.env, params.pool).stats(c.var.caller))),
+    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).stats(c.var.caller))),
   );
 
   routes.add(
@@ -50,8 +60,8 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "a page of tasks", schema: ListTasksResponse }, 400: err("bad query"), 404: err("no such pool") },
     },
     async (c, { params, query }) => {
-      const page = unwrap(await coordinator(c.env, params.pool).listTasks(c.var.caller, query.status ?? null, query.limit, query.cursor ?? null));
-      return c.json({ tasks: (await openTasks(c.env, page.tasks)).map(presentTask), cursor: page.cursor });
+      const page = await new Gateway(c.env).listTasks(c.var.caller, params.pool, query.status ?? null, query.limit, query.cursor ?? null);
+      return c.json({ tasks: page.tasks.map(presentTask), cursor: page.cursor });
     },
   );
 
@@ -66,7 +76,7 @@ export function poolRoutes(routes: Routes): void {
       body: RedriveBody,
       responses: { 200: { description: "how many were redriven", schema: RedriveResponse }, 404: err("no such pool") },
     },
-    async (c, { params, body }) => c.json(unwrap(await coordinator(c.env, params.pool).redrive(c.var.caller, body.ids ?? null))),
+    async (c, { params, body }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).redrive(c.var.caller, body.ids ?? null))),
   );
 
   routes.add(
@@ -78,14 +88,14 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the configuration", schema: PoolConfigSchema }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(unwrap(await coordinator(c.env, params.pool).getConfig(c.var.caller))),
+    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).getConfig(c.var.caller))),
   );
 
   routes.add(
     {
       method: "put",
       path: "/v1/pools/:pool/config",
-      summary: "Change a pool's configuration (fields given are merged in)",
+      summary: "Change a pool's configuration (fields given are merged in): operators and the bootstrap key only",
       tag: "Pools",
       audit: "pool.config",
       params: PoolParams,
@@ -94,7 +104,41 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       c.set("audit", { target: `${params.pool}: ${JSON.stringify(body)}` });
-      return c.json(unwrap(await coordinator(c.env, params.pool).updateConfig(c.var.caller, body)));
+      return c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).updateConfig(c.var.caller, body)));
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/pools/:pool/tenants/:tenant",
+      summary: "One tenant's own values in a pool (quota, fair-share weight, GPU-seconds per hour), effective",
+      tag: "Pools",
+      params: PoolTenantParams,
+      responses: { 200: { description: "the values", schema: TenantValuesSchema }, 404: err("no such pool, or another tenant's") },
+    },
+    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).getTenantValues(c.var.caller, params.tenant))),
+  );
+
+  routes.add(
+    {
+      method: "put",
+      path: "/v1/pools/:pool/tenants/:tenant",
+      summary: "Change one tenant's values in a pool: its admin may lower its own maxUnfinished; the rest is the operators'",
+      tag: "Pools",
+      audit: "pool.tenant",
+      params: PoolTenantParams,
+      body: TenantValuesPatch,
+      responses: {
+        200: { description: "the effective values", schema: TenantValuesSchema },
+        400: err("bad values, or maxUnfinished above the pool's ceiling"),
+        403: err("a value only an operator may set"),
+        404: err("another tenant's"),
+      },
+    },
+    async (c, { params, body }) => {
+      c.set("audit", { target: `${params.pool}/${params.tenant}: ${JSON.stringify(body)}`, tenant: params.tenant });
+      return c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).updateTenantValues(c.var.caller, params.tenant, body)));
     },
   );
 }

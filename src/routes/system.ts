@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { renderMetrics } from "../metrics";
-import { openApiDocument } from "../openapi/document";
-import type { Routes } from "../openapi/route";
-import { coordinator, directory } from "../pools";
-import { unwrap } from "../shared/errors";
-import { DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard";
+import { unwrap } from "../../contract/errors.ts";
+import { DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard.ts";
+import { Gateway } from "../mesh/gateway.ts";
+import { renderMetrics } from "../metrics.ts";
+import { openApiDocument } from "../openapi/document.ts";
+import type { Routes } from "../openapi/route.ts";
 
 export const API_INFO = {
   title: "DAA Mesh API",
@@ -28,8 +28,9 @@ export function systemRoutes(routes: Routes): void {
     },
     async (c) => {
       const caller = c.var.caller;
-      const pools = await directory(c.env).list(caller.allTenants ? null : caller.tenant);
-      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await coordinator(c.env, pool).metrics(caller))));
+      const { placement } = new Gateway(c.env);
+      const pools = await placement.directory().list(caller.allTenants ? null : caller.tenant);
+      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await placement.home(pool).metrics(caller))));
       return c.body(renderMetrics(metrics), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     },
   );

@@ -1,7 +1,10 @@
 import { z } from "zod";
-import { AGENT_STATES } from "../../durable-objects/pool-coordinator/types";
-import { AgentId, intIn, PoolName, Timestamp } from "./common";
-import { LeasedTask } from "./tasks";
+import { AGENT_STATES, BREAKER_STATES } from "../../contract/records.ts";
+import { Load } from "../../contract/wire/shapes.ts";
+import { AgentId, intIn, PoolName, Timestamp } from "./common.ts";
+import { LeasedTask } from "./tasks.ts";
+
+export { Load } from "../../contract/wire/shapes.ts";
 
 export const AgentState = z.enum(AGENT_STATES);
 
@@ -12,14 +15,6 @@ export const Resources = z
     gpu: intIn(0, 1024).default(0),
   })
   .meta({ id: "Resources" });
-
-export const Load = z
-  .strictObject({
-    currentLoad: z.number().min(0).max(1_000).default(0),
-    queueDepth: intIn(0, 1_000_000_000).default(0),
-    avgLatencyMs: z.number().min(0).max(86_400_000).default(0),
-  })
-  .meta({ id: "Load" });
 
 export const RegisterAgent = z.strictObject({
   agentId: AgentId.optional(),
@@ -45,7 +40,7 @@ export const Agent = z
     inFlight: z.number().int(),
     load: z.object({ currentLoad: z.number(), queueDepth: z.number(), avgLatencyMs: z.number() }),
     metadata: z.record(z.string(), z.unknown()),
-    breaker: z.enum(["closed", "open", "half_open"]),
+    breaker: z.enum(BREAKER_STATES),
     lastHeartbeatAt: Timestamp,
     registeredAt: Timestamp,
     latencyMs: z.number().nullable().describe("the coordinator's EWMA of this agent's lease-to-completion time"),

@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { ROLES } from "../security/permissions";
-import { PoolName, queryIntIn, Timestamp, wellFormed } from "./common";
+import { TENANT_NAME } from "../../contract/ids.ts";
+import { ROLES } from "../../contract/records.ts";
+import { PoolName, queryIntIn, Timestamp, wellFormed } from "./common.ts";
 
-export const TenantName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a tenant name is 1-63 characters of a-z, 0-9, _ and -");
+export const TenantName = z.string().regex(TENANT_NAME, "a tenant name is 1-63 characters of a-z, 0-9, _ and -");
 export const Role = z.enum(ROLES);
 
 export const TenantParams = z.object({ tenant: TenantName });

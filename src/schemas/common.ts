@@ -1,10 +1,12 @@
 import { z } from "zod";
+import { AGENT_ID, POOL_NAME as POOL_PATTERN, TASK_ID } from "../../contract/ids.ts";
+import { ERROR_CODES } from "../../contract/errors.ts";
 
-export const POOL_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const POOL_NAME = POOL_PATTERN;
 
 export const PoolName = z.string().regex(POOL_NAME, "a pool name is 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit");
-export const AgentId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "an agent id is 1-128 characters of A-Z, a-z, 0-9, _ . : -");
-export const TaskId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}\.(0|[1-9][0-9]{0,3})\.[A-Za-z0-9_-]{22}$/, "not a task id");
+export const AgentId = z.string().regex(AGENT_ID, "an agent id is 1-128 characters of A-Z, a-z, 0-9, _ . : -");
+export const TaskId = z.string().regex(TASK_ID, "not a task id");
 
 /**
  * Strings compared byte for byte later (idempotency keys, names): a lone UTF-16 surrogate would be stored as
@@ -22,7 +24,7 @@ export const Timestamp = z.iso.datetime().describe("ISO 8601");
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.enum(["invalid_request", "unauthorized", "forbidden", "not_found", "lease_lost", "invalid_transition", "conflict", "payload_too_large", "rate_limited", "internal"]),
+      code: z.enum(ERROR_CODES),
       message: z.string(),
       details: z.unknown().optional(),
     }),

@@ -1,7 +1,8 @@
 import { z } from "zod";
-import { AGENT_STATES } from "../../durable-objects/pool-coordinator/types";
-import { intIn, queryIntIn, TaskId } from "./common";
-import { Task, TaskStatus } from "./tasks";
+import { AGENT_STATES, STRATEGIES } from "../../contract/records.ts";
+import { TenantName } from "./auth.ts";
+import { intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
+import { Task, TaskStatus } from "./tasks.ts";
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -36,7 +37,7 @@ export const ListTasksResponse = z.object({ tasks: z.array(Task), cursor: z.stri
 export const RedriveBody = z.strictObject({ ids: z.array(TaskId).min(1).max(1000).optional() });
 export const RedriveResponse = z.object({ redriven: z.number().int(), skipped: z.array(z.string()).describe("ids that were not dead, not found, or whose dependency is dead") });
 
-export const Strategy = z.enum(["weighted_round_robin", "least_connections", "resource_aware", "latency_based"]);
+export const Strategy = z.enum(STRATEGIES);
 
 export const PoolConfigSchema = z
   .object({
@@ -60,4 +61,22 @@ export const PoolConfigPatch = z.strictObject({
   retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
   maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
   requireClientCert: z.boolean().optional(),
+});
+
+export const PoolTenantParams = z.object({ pool: PoolName, tenant: TenantName });
+
+export const TenantValuesSchema = z
+  .object({
+    pool: z.string(),
+    tenant: z.string(),
+    maxUnfinished: z.number().int().describe("most unfinished tasks of this tenant in the pool (at most the pool's maxUnfinishedPerTenant)"),
+    weight: z.number().int().describe("fair share of the tenant (1-1000, default 1)"),
+    gpuSecondsPerHour: z.number().nullable().describe("GPU-seconds the tenant may use per hour; null: no limit"),
+  })
+  .meta({ id: "TenantValues" });
+
+export const TenantValuesPatch = z.strictObject({
+  maxUnfinished: intIn(1, 100_000_000).optional().describe("never above the pool's maxUnfinishedPerTenant; a tenant's admin may lower its own"),
+  weight: intIn(1, 1000).optional().describe("operators and the bootstrap key only"),
+  gpuSecondsPerHour: z.number().min(0).max(1_000_000_000).nullable().optional().describe("operators and the bootstrap key only; null: no limit"),
 });

@@ -1,6 +1,9 @@
 import { z } from "zod";
-import { TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
-import { intIn, PoolName, queryIntIn, TaskId, Timestamp, wellFormed } from "./common";
+import { TASK_STATUSES } from "../../contract/records.ts";
+import { ExtendMs, LeaseToken, TaskErrorSchema } from "../../contract/wire/shapes.ts";
+import { intIn, PoolName, queryIntIn, TaskId, Timestamp, wellFormed } from "./common.ts";
+
+export { TaskErrorSchema } from "../../contract/wire/shapes.ts";
 
 export const MAX_BATCH = 1000;
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
@@ -39,7 +42,6 @@ export const SubmitBatch = z.strictObject({ tasks: z.array(SubmitTask).min(1).ma
 
 export const TaskStatus = z.enum(TASK_STATUSES);
 
-export const TaskErrorSchema = z.looseObject({ message: z.string().max(10_000) }).meta({ id: "TaskError" });
 
 export const Task = z
   .object({
@@ -72,7 +74,6 @@ export const LeasedTask = Task.extend({ attempt: z.number().int(), leaseToken: z
 export const TaskIdParams = z.object({ id: TaskId });
 export const ResultQuery = z.object({ waitMs: queryIntIn(0, 30_000).default(0) });
 
-const LeaseToken = z.string().min(1).max(256);
 
 export const CompleteBody = z.strictObject({ leaseToken: LeaseToken, result: z.unknown().optional() });
 export const FailBody = z.strictObject({
@@ -80,7 +81,7 @@ export const FailBody = z.strictObject({
   error: TaskErrorSchema.optional(),
   retryable: z.boolean().default(true),
 });
-export const ExtendBody = z.strictObject({ leaseToken: LeaseToken, extendMs: intIn(1000, 3_600_000).optional() });
+export const ExtendBody = z.strictObject({ leaseToken: LeaseToken, extendMs: ExtendMs.optional() });
 export const ExtendResponse = z.object({ leaseExpiresAt: Timestamp });
 
 export const TasksResponse = z.object({ tasks: z.array(Task) });
@@ -94,7 +95,7 @@ export const SettleItem = z.discriminatedUnion("action", [
     error: TaskErrorSchema.optional(),
     retryable: z.boolean().default(true),
   }),
-  z.strictObject({ action: z.literal("extend"), id: z.string().max(128), leaseToken: LeaseToken, extendMs: intIn(1000, 3_600_000).optional() }),
+  z.strictObject({ action: z.literal("extend"), id: z.string().max(128), leaseToken: LeaseToken, extendMs: ExtendMs.optional() }),
 ]);
 export const SettleBody = z.strictObject({ items: z.array(SettleItem).min(1).max(MAX_BATCH) });
 export const SettleResponse = z.object({

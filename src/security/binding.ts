@@ -1,5 +1,5 @@
-import type { Caller } from "../env";
-import { ApiError } from "../shared/errors";
+import { ApiError } from "../../contract/errors.ts";
+import type { Caller } from "../env.ts";
 
 /** An agent credential is bound to one pool: anything in another pool is refused. */
 export function requirePoolBinding(caller: Caller, pool: string): void {

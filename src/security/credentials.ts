@@ -1,23 +1,16 @@
 import type { Context } from "hono";
-import type { Principal } from "../../durable-objects/pool-coordinator/types";
-import type { AppEnv, Caller } from "../env";
-import { ApiError } from "../shared/errors";
-import { keyringFromEnv, looksLikeJwt, verifyToken } from "./keyring";
-import type { Role } from "./permissions";
+import { ApiError } from "../../contract/errors.ts";
+import type { Principal, Role } from "../../contract/records.ts";
+import { sha256Hex } from "../../lib/hash.ts";
+import { base64url } from "../../lib/random.ts";
+import { keyringFromEnv } from "../../lib/security/keyring.ts";
+import { looksLikeJwt, verifyToken } from "../../lib/security/tokens.ts";
+import type { AppEnv, Caller } from "../env.ts";
+
+export { isTenantName } from "../../contract/ids.ts";
 
 const encoder = new TextEncoder();
-const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const API_KEY = /^daa\.([a-z0-9][a-z0-9_-]{0,62})\.([A-Za-z0-9_-]{12})\.([A-Za-z0-9_-]{43})$/;
-
-export function isTenantName(name: string): boolean {
-  return TENANT.test(name);
-}
-
-function base64url(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
 
 /** A new API key: `daa.<tenant>.<id>.<secret>`; the id routes a lookup to the tenant's key store. */
 export function newApiKey(tenant: string): { id: string; key: string } {
@@ -33,8 +26,7 @@ export function parseApiKey(key: string): { tenant: string; id: string } | null 
 
 /** What is stored of a key: its SHA-256 (a 256-bit random secret needs no slow hash). */
 export async function hashKey(key: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(key);
 }
 
 /** Compares two secrets in constant time: both are hashed first, so lengths leak nothing either. */

@@ -1,10 +1,12 @@
 /**
- * Who may call what: the permission matrix of the API, defined once. Every route the Worker serves has a row
+ * Who may call what: the permission matrix of the API, defined once. The bootstrap key is the super-admin and
+ * passes every role check; attribute checks (tenant, pool, agent) still apply. Every route the Worker serves has a row
  * here (the route table refuses to register a route without one), the middleware enforces it, the README prints
  * it, and the tests generate the full route x role x tenant matrix from it.
  */
-export const ROLES = ["admin", "operator", "client", "agent", "auditor"] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Role } from "../../contract/records.ts";
+
+export { ROLES, type Role } from "../../contract/records.ts";
 
 /** Anyone, with or without a credential. */
 export const PUBLIC = "public" as const;
@@ -36,7 +38,9 @@ export const PERMISSIONS: Readonly<Record<string, readonly Role[] | typeof PUBLI
   "GET /v1/pools/:pool/tasks": TASK_CLIENTS,
   "POST /v1/pools/:pool/dlq/redrive": ADMIN_OPERATOR,
   "GET /v1/pools/:pool/config": ADMIN_OPERATOR,
-  "PUT /v1/pools/:pool/config": ADMIN_OPERATOR,
+  "PUT /v1/pools/:pool/config": ["operator"],
+  "GET /v1/pools/:pool/tenants/:tenant": ADMIN_OPERATOR,
+  "PUT /v1/pools/:pool/tenants/:tenant": ADMIN_OPERATOR,
   "POST /v1/tenants/:tenant/keys": ["admin"],
   "GET /v1/tenants/:tenant/keys": ["admin"],
   "DELETE /v1/tenants/:tenant/keys/:id": ["admin"],

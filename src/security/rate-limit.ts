@@ -1,4 +1,4 @@
-import { ApiError } from "../shared/errors";
+import { ApiError } from "../../contract/errors.ts";
 
 /** Width of the platform's fixed windows for the two limiters (wrangler.toml `simple.period`). */
 export const RATE_WINDOW_SECONDS = 10;

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { breakerAllowance, afterOutcome } from "../../durable-objects/pool-coordinator/breaker";
-import { pick, utilization, type Candidate, type Strategy } from "../../durable-objects/pool-coordinator/balancing";
-import { agentTimer, dueActions, stateAfterHeartbeat } from "../../durable-objects/pool-coordinator/health";
+import { breakerAllowance, afterOutcome } from "../../durable-objects/pool-coordinator/agents/breaker";
+import { pick, utilization, type Candidate, type Strategy } from "../../durable-objects/pool-coordinator/agents/balancing";
+import { agentTimer, dueActions, stateAfterHeartbeat } from "../../durable-objects/pool-coordinator/agents/health";
 import { api, expectError, freshPool, lease, PoolClock, register, submit } from "../helpers";
 
 const heartbeat = (pool: string, agentId: string) => api("POST", `/v1/pools/${pool}/agents/${agentId}/heartbeat`, {});

@@ -1,7 +1,8 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
-import { issueToken, keyringFromEnv } from "../../src/security/keyring";
+import { keyringFromEnv } from "../../lib/security/keyring";
+import { issueToken } from "../../lib/security/tokens";
 import { ADMIN_KEY, api, expectError, freshPool, PoolClock, register, submit } from "../helpers";
 import { as, createKey } from "../security/fixtures";
 

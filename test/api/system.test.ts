@@ -59,6 +59,8 @@ describe("/openapi.json", () => {
         "POST /v1/pools/{pool}/dlq/redrive",
         "GET /v1/pools/{pool}/config",
         "PUT /v1/pools/{pool}/config",
+        "GET /v1/pools/{pool}/tenants/{tenant}",
+        "PUT /v1/pools/{pool}/tenants/{tenant}",
         "GET /healthz",
         "GET /metrics",
         "GET /openapi.json",

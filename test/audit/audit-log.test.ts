@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { AuditLog } from "../../durable-objects/audit-log";
-import { chainEntries, GENESIS_HASH, recordHash, verifyChain, type AuditEntry, type AuditRecord } from "../../durable-objects/audit-log/chain";
+import { chainEntries, GENESIS_HASH, recordHash, verifyChain, type AuditEntry, type AuditRecord } from "../../lib/audit/chain";
 
 let counter = 0;
 /** A tenant name no other test uses, so every test starts from an empty log. */

@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import type { PoolCoordinator } from "../../durable-objects/pool-coordinator";
 import { listQuery } from "../../durable-objects/pool-coordinator/tasks";
-import { TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
+import { TASK_STATUSES } from "../../contract/records";
 import { api, freshPool, lease, PoolClock, poolStub, register, submit } from "../helpers";
 
 const alarmOf = (pool: string) => runInDurableObject(poolStub(pool), (_: PoolCoordinator, state) => state.storage.getAlarm());

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { PoolCoordinator } from "../../durable-objects/pool-coordinator";
 import type { PoolCore } from "../../durable-objects/pool-coordinator/core";
 import { LEASE_CHUNK } from "../../durable-objects/pool-coordinator/tasks";
-import type { Principal, TaskInput } from "../../durable-objects/pool-coordinator/types";
+import type { Principal, TaskInput } from "../../contract/records";
 import { freshPool, poolStub } from "../helpers";
 
 /**

@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { PoolCoordinator } from "../../durable-objects/pool-coordinator";
-import type { Principal, TaskInput } from "../../durable-objects/pool-coordinator/types";
+import type { Principal, TaskInput } from "../../contract/records";
 import { freshPool, poolStub } from "../helpers";
 
 /**

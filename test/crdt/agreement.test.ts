@@ -2,7 +2,7 @@
 // states and deltas; decode(encode(x)) = x; the same clock comparisons; the same error messages.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CRDT_ERROR_MESSAGES, CrdtErrorCode, decode, decodeAs, encode, ORMap, ORSet, VectorClock } from "../../src/crdt";
+import { CRDT_ERROR_MESSAGES, CrdtErrorCode, decode, decodeAs, encode, ORMap, ORSet, VectorClock } from "../../lib/crdt";
 import { history, KINDS, RANDOM_STATES, REPLICAS, runReference, runWasm } from "./harness";
 import { crdtWasm } from "./wasm";
 

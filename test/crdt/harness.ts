@@ -15,8 +15,8 @@ import {
   PNCounter,
   SemanticState,
   VectorClock,
-} from "../../src/crdt/index.js";
-import type { CrdtWasm, Update } from "../../src/wasm/crdt.js";
+} from "../../lib/crdt/index.js";
+import type { CrdtWasm, Update } from "../../lib/wasm/crdt.js";
 import { mergeCrdt } from "./reference.js";
 
 /** Replica ids: small ones, and the largest, so that varints of several lengths appear. */

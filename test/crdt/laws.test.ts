@@ -2,7 +2,7 @@
 // idempotent; replicas that exchange states or deltas in any order, duplicated, converge.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Crdt, decode, encode } from "../../src/crdt";
+import { type Crdt, decode, encode } from "../../lib/crdt";
 import { history, KINDS, RANDOM_STATES, REPLICA_COUNT, runReference, runWasm } from "./harness";
 import { mergeCrdt } from "./reference";
 import { crdtWasm } from "./wasm";

@@ -3,8 +3,8 @@
 // (checked on the release build, and on the debug build with every allocation and store traced).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CrdtError, CrdtErrorCode, type Crdt, decode, encode, GSet, ORSet, PNCounter, VectorClock } from "../../src/crdt";
-import type { CrdtWasm } from "../../src/wasm/crdt";
+import { CrdtError, CrdtErrorCode, type Crdt, decode, encode, GSet, ORSet, PNCounter, VectorClock } from "../../lib/crdt";
+import type { CrdtWasm } from "../../lib/wasm/crdt";
 import { hex, KINDS, RANDOM_STATES } from "./harness";
 import { mergeCrdt } from "./reference";
 import { crdtWasm, debugCrdt } from "./wasm";

@@ -3,7 +3,7 @@
 // block is left and no store fell outside a live block; and the debug build computes what the release build does.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encode, ORSet } from "../../src/crdt";
+import { encode, ORSet } from "../../lib/crdt";
 import { history, KINDS, runWasm } from "./harness";
 import { crdtWasm, debugCrdt } from "./wasm";
 

@@ -1,7 +1,7 @@
 // Plain TypeScript reference merges of the CRDTs, used only by tests and the benchmark: written from the
 // definitions (docs/crdt-format.md, "Semantics of merge") over the codec's data types, with no cleverness, to
 // check the WebAssembly module against.
-import { CausalContext, type Crdt, type Dot, GSet, type Key, type MapEntry, ORMap, ORSet, PNCounter, SemanticState, VectorClock } from "../../src/crdt/index.js";
+import { CausalContext, type Crdt, type Dot, GSet, type Key, type MapEntry, ORMap, ORSet, PNCounter, SemanticState, VectorClock } from "../../lib/crdt/index.js";
 
 const dotKey = (d: Dot): string => `${d.replica}:${d.counter}`;
 

@@ -1,6 +1,6 @@
 // The CRDT module inside workerd, loaded the way the Worker loads it (a .wasm import is a compiled module).
 import { describe, expect, it } from "vitest";
-import { decodeAs, encode, ORSet, PNCounter, SemanticState } from "../../src/crdt";
+import { decodeAs, encode, ORSet, PNCounter, SemanticState } from "../../lib/crdt";
 import { crdtWasm } from "./wasm";
 
 describe("the CRDT module in the Worker", () => {

@@ -45,7 +45,7 @@ export const FUZZ_POOLS = ["fz-a", "fz-b"] as const;
 export const FUZZ_TENANT = "fz-t";
 export const FIXED_AGENTS = ["ag-1", "ag-2", "ag-3"] as const;
 
-export const ADMIN_AUTH: AuthSpec = { header: "Bearer ~~ADMIN~~", label: { valid: true, roles: ["admin"], variant: "admin" } };
+export const ADMIN_AUTH: AuthSpec = { header: "Bearer ~~ADMIN~~", label: { valid: true, roles: ["admin"], superAdmin: true, variant: "admin" } };
 
 const SMALL_WAIT = fc.integer({ min: 0, max: 20 });
 

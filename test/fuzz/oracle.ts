@@ -79,6 +79,8 @@ export interface AuthLabel {
   valid: boolean;
   /** The roles of a valid credential (the bootstrap key is admin). */
   roles?: readonly string[];
+  /** The bootstrap key: the super-admin passes every role check (API.md, "Who may change what"). */
+  superAdmin?: boolean;
   /** A short name of the variant, for the report. */
   variant: string;
 }
@@ -169,7 +171,7 @@ export function expectationOf(sent: Sent, routes: readonly Route[], schemas: Sch
   if (matched.length > 1) return { ...rest, decidedBy: "several routes" };
   if (!route.public) {
     if (!sent.auth.valid) return { allowed: [401, 429], decidedBy: "credential", route };
-    if (!allows(route.roles, sent.auth.roles ?? [])) return { allowed: [403, 429], decidedBy: "role", route };
+    if (!sent.auth.superAdmin && !allows(route.roles, sent.auth.roles ?? [])) return { allowed: [403, 429], decidedBy: "role", route };
   }
   for (const p of route.params) {
     const raw = params![p.name]!;

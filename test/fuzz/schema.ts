@@ -66,8 +66,9 @@ export class SchemaDoc {
         return typeof value === "boolean" || fail("not a boolean");
       case "string": {
         if (typeof value !== "string") return fail("not a string");
-        if (s.minLength !== undefined && value.length < s.minLength) return fail("too short");
-        if (s.maxLength !== undefined && value.length > s.maxLength) return fail("too long");
+        // JSON Schema counts characters (code points), as zod does, not UTF-16 units.
+        if (s.minLength !== undefined && codePoints(value) < s.minLength) return fail("too short");
+        if (s.maxLength !== undefined && codePoints(value) > s.maxLength) return fail("too long");
         if (s.pattern !== undefined && !new RegExp(s.pattern).test(value)) return fail("does not match the pattern");
         return true;
       }
@@ -124,7 +125,7 @@ export class SchemaDoc {
       case "string": {
         const min = s.minLength ?? 0;
         const max = s.maxLength ?? 10_000;
-        const fits = (v: string) => v.length >= min && v.length <= max;
+        const fits = (v: string) => codePoints(v) >= min && codePoints(v) <= max;
         if (s.pattern) return fc.stringMatching(new RegExp(s.pattern)).filter(fits);
         return fc.oneof({ weight: 3, arbitrary: fc.string({ minLength: min, maxLength: Math.min(max, min + 24) }) }, { weight: 2, arbitrary: unusualString }).filter(fits);
       }
@@ -210,3 +211,10 @@ export const anyJson: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(new Raw("1e308"), new Raw("-0"), new Raw("9007199254740993"), new Raw("1e999"), new Raw("-1e-400"), null, {}, []) },
   { weight: 1, arbitrary: unusualString },
 );
+
+/** A string's length as JSON Schema's minLength and maxLength count it: in code points. */
+function codePoints(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}

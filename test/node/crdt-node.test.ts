@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ormapScenario, orsetScenario, pncounterScenario } from "../../bench/crdt-scenario.ts";
-import { CrdtError, CrdtErrorCode, decode, decodeAs, encode, GSet, ORMap } from "../../src/crdt/index.ts";
-import { compileCrdtModule, CrdtWasm, MemoryTrace } from "../../src/wasm/crdt.ts";
+import { CrdtError, CrdtErrorCode, decode, decodeAs, encode, GSet, ORMap } from "../../lib/crdt/index.ts";
+import { compileCrdtModule, CrdtWasm, MemoryTrace } from "../../lib/wasm/crdt.ts";
 import { mergeCrdt } from "../crdt/reference.ts";
 
 const release = compileCrdtModule(readFileSync(new URL("../../build/crdt.wasm", import.meta.url)));

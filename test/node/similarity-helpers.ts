@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../scripts/dev-server.ts";
-import { compileModule, instantiateSimilarity, type Similarity, type WasmMemory, type WasmModule } from "../../src/wasm/similarity.ts";
+import { compileModule, instantiateSimilarity, type Similarity, type WasmMemory, type WasmModule } from "../../lib/wasm/similarity.ts";
 
 const compiled = new Map<string, WasmModule>();
 

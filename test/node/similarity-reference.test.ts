@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { ClusteredData, recallAtK } from "../../bench/similarity-data.ts";
-import type { Metric, Similarity, VectorKind } from "../../src/wasm/similarity.ts";
+import type { Metric, Similarity, VectorKind } from "../../lib/wasm/similarity.ts";
 import { debugInstance, dot64, dotErrorBound, fullSort, norm64, quantize64, releaseInstance } from "./similarity-helpers.ts";
 
 const debug = debugInstance();

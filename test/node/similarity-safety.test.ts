@@ -4,7 +4,7 @@
 // and freed over and over return memory use to its baseline; a full memory is an error, not a broken instance.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SimilarityError, type Similarity } from "../../src/wasm/similarity.ts";
+import { SimilarityError, type Similarity } from "../../lib/wasm/similarity.ts";
 import { debugInstance, releaseInstance } from "./similarity-helpers.ts";
 
 const CODES = { dimension: 1, k: 2, pointer: 3, handle: 4, kind: 5, metric: 6, nonfinite: 7, size: 8, count: 10, index: 11 } as const;

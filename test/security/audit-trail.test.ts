@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GENESIS_HASH, recordHash, type AuditRecord } from "../../durable-objects/audit-log/chain";
+import { GENESIS_HASH, recordHash, type AuditRecord } from "../../lib/audit/chain";
 import { api, expectError, freshPool, type ApiResponse } from "../helpers";
 
 const IP = "203.0.113.7";
@@ -104,7 +104,8 @@ describe("the audit trail of a tenant, through the HTTP API", () => {
 
     expect((await api("PATCH", `/v1/pools/${pool}/agents/aud-1`, { state: "paused" }, A)).status).toBe(200);
     expect((await api("DELETE", `/v1/pools/${pool}/agents/aud-1`, undefined, A)).status).toBe(200);
-    expect((await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 6000 }, A)).status).toBe(200);
+    // Pool-wide configuration is the operators' (API.md, "Who may change what"): a tenant's admin is refused too.
+    expectError(await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 6000 }, A), 403, "forbidden");
     expectError(await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 7000 }, as(client.key)), 403, "forbidden");
 
     expect((await api("DELETE", `/v1/tenants/${tenant}/keys/${client.id}`, undefined, A)).status).toBe(200);
@@ -135,7 +136,7 @@ describe("the audit trail of a tenant, through the HTTP API", () => {
       { actor: byAdmin, action: "dlq.redrive", target: pool, outcome: "success", ip: IP },
       { actor: byAdmin, action: "agent.state", target: `${pool}/aud-1 -> paused`, outcome: "success", ip: IP },
       { actor: byAdmin, action: "agent.delete", target: `${pool}/aud-1`, outcome: "success", ip: IP },
-      { actor: byAdmin, action: "pool.config", target: `${pool}: {"heartbeatIntervalMs":6000}`, outcome: "success", ip: IP },
+      { actor: byAdmin, action: "pool.config", target: pool, outcome: "forbidden", ip: IP },
       { actor: byClient, action: "pool.config", target: pool, outcome: "forbidden", ip: IP },
       { actor: byAdmin, action: "key.revoke", target: `${tenant}/${client.id}`, outcome: "success", ip: IP },
     ]);
@@ -205,7 +206,9 @@ describe("the audit trail of a tenant, through the HTTP API", () => {
     // Neither the tenant's auditor nor its admin sees _system (as if it did not exist).
     expectError(await api("GET", "/v1/audit?tenant=_system", undefined, { ...FROM, token: auditor.key }), 404, "not_found");
     expectError(await api("GET", "/v1/audit/verify?tenant=_system", undefined, { ...FROM, token: admin.key }), 404, "not_found");
-    const operator = await createKey(tenant, ["operator"], admin.key);
+    // Only the bootstrap key makes operator keys (API.md): the tenant's admin is refused.
+    expectError(await api("POST", `/v1/tenants/${tenant}/keys`, { name: "operator", roles: ["operator"] }, { ...FROM, token: admin.key }), 403, "forbidden");
+    const operator = await createKey(tenant, ["operator"]);
     expectError(await api("GET", "/v1/audit", undefined, { ...FROM, token: operator.key }), 403, "forbidden");
     const after = (await chain(tenant)).slice(recorded.length);
     expect(after.map(gist)).toEqual([
@@ -214,7 +217,8 @@ describe("the audit trail of a tenant, through the HTTP API", () => {
       { actor: `key:${auditor.id}`, action: "audit.verify", target: `audit log ${other}`, outcome: "not_found", ip: IP },
       { actor: `key:${auditor.id}`, action: "audit.read", target: "audit log _system", outcome: "not_found", ip: IP },
       { actor: `key:${admin.id}`, action: "audit.verify", target: "audit log _system", outcome: "not_found", ip: IP },
-      { actor: `key:${admin.id}`, action: "key.create", target: `key ${operator.id} (operator)`, outcome: "success", ip: IP },
+      { actor: `key:${admin.id}`, action: "key.create", target: tenant, outcome: "forbidden", ip: IP },
+      { actor: "admin-key", action: "key.create", target: `key ${operator.id} (operator)`, outcome: "success", ip: IP },
       { actor: `key:${operator.id}`, action: "audit.read", target: "/v1/audit", outcome: "forbidden", ip: IP },
     ]);
   });

@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { base64url } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { decryptField, keyringFromEnv } from "../../src/security/keyring";
+import { decryptField, keyringFromEnv } from "../../lib/security/keyring";
 import { api, freshPool } from "../helpers";
 
 const PAYLOAD_SECRET = "sunflower-7731";

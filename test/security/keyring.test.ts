@@ -2,17 +2,9 @@ import fc from "fast-check";
 import { base64url, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 
-import {
-  decryptField,
-  encryptField,
-  issueToken,
-  keyringFromEnv,
-  looksLikeJwt,
-  verifyToken,
-  type Keyring,
-  type TokenClaims,
-} from "../../src/security/keyring";
-import { ApiError } from "../../src/shared/errors";
+import { decryptField, encryptField, keyringFromEnv, type Keyring } from "../../lib/security/keyring";
+import { issueToken, looksLikeJwt, verifyToken, type TokenClaims } from "../../lib/security/tokens";
+import { ApiError } from "../../contract/errors";
 
 const SECRET_V1 = "first-master-secret-0123456789";
 const SECRET_V2 = "second-master-secret-0123456789";

@@ -117,6 +117,14 @@ const FIXTURES: Record<string, Fixture> = {
   "POST /v1/pools/:pool/dlq/redrive": poolRoute("POST", "/dlq/redrive", {}),
   "GET /v1/pools/:pool/config": poolRoute("GET", "/config"),
   "PUT /v1/pools/:pool/config": poolRoute("PUT", "/config", {}),
+  "GET /v1/pools/:pool/tenants/:tenant": {
+    own: async () => ({ method: "GET", path: `/v1/pools/${SHARED_POOL}/tenants/${OWN}` }),
+    other: async () => ({ method: "GET", path: `/v1/pools/${OTHER_POOL}/tenants/${OWN}` }),
+  },
+  "PUT /v1/pools/:pool/tenants/:tenant": {
+    own: async () => ({ method: "PUT", path: `/v1/pools/${SHARED_POOL}/tenants/${OWN}`, body: {} }),
+    other: async () => ({ method: "PUT", path: `/v1/pools/${OTHER_POOL}/tenants/${OWN}`, body: {} }),
+  },
   "POST /v1/tenants/:tenant/keys": {
     own: async () => ({ method: "POST", path: `/v1/tenants/${OWN}/keys`, body: { name: "made in the matrix", roles: ["client"] } }),
     other: async () => ({ method: "POST", path: `/v1/tenants/${OTHER}/keys`, body: { name: "made in the matrix", roles: ["client"] } }),

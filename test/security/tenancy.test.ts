@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { issueToken, keyringFromEnv } from "../../src/security/keyring";
+import { keyringFromEnv } from "../../lib/security/keyring";
+import { issueToken } from "../../lib/security/tokens";
 import { api, expectError, freshPool } from "../helpers";
 import { as, createKey, keysFor, type RoleKeys } from "./fixtures";
 

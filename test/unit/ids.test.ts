@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { base64url, newTaskId, parseTaskId, randomToken } from "../../durable-objects/pool-coordinator/ids";
+import { parseTaskId } from "../../contract/ids";
+import { base64url, newTaskId, randomToken } from "../../lib/random";
 
 /** The reference: base64 of a binary string, made URL-safe and unpadded. */
 const reference = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fastFrame, Frame, parseFrame } from "../../durable-objects/pool-coordinator/protocol";
+import { fastFrame, Frame, parseFrame } from "../../contract/wire/agent";
 
 /** What the schema alone makes of a frame: its messages, or null when it refuses it. */
 function bySchema(json: unknown): unknown[] | null {

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_BACKOFF, retryDelayMs } from "../../durable-objects/pool-coordinator/backoff";
 import { DEFAULT_CONFIG, mergeConfig } from "../../durable-objects/pool-coordinator/config";
-import { canTransition, TRANSITIONS } from "../../durable-objects/pool-coordinator/lifecycle";
+import { canTransition, TRANSITIONS } from "../../durable-objects/pool-coordinator/agents/lifecycle";
 import {
   afterFailedAttempt,
   canCancel,
@@ -13,8 +13,8 @@ import {
   type Lane,
 } from "../../durable-objects/pool-coordinator/queue-rules";
 import { boundIndex, quantileFromBuckets, DURATION_BOUNDS_MS } from "../../durable-objects/pool-coordinator/stats";
-import { needsRearm, nextAlarmAt } from "../../durable-objects/pool-coordinator/timers";
-import { AGENT_STATES, TASK_STATUSES } from "../../durable-objects/pool-coordinator/types";
+import { needsRearm, nextAlarmAt } from "../../durable-objects/shared/timers";
+import { AGENT_STATES, TASK_STATUSES } from "../../contract/records";
 
 describe("retry backoff", () => {
   it("doubles from 1 s and stays within half to all of its step", () => {

@@ -3,7 +3,7 @@
 // searched, checked against a plain JavaScript reference, filled to its memory cap, and freed.
 import { describe, expect, it } from "vitest";
 import wasm from "../../build/similarity.wasm";
-import { SimilarityError, instantiateSimilarity } from "../../src/wasm/similarity";
+import { SimilarityError, instantiateSimilarity } from "../../lib/wasm/similarity";
 
 function vectors(count: number, dim: number, seed: number): Float32Array {
   return Float32Array.from({ length: count * dim }, (_, i) => Math.sin(seed + i * 0.7071) + Math.cos(i * 0.13));

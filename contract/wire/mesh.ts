@@ -1,0 +1,48 @@
+/**
+ * The WebSocket protocol, mesh to agent (API.md, "WebSocket messages"). The coordinator builds every message with
+ * the typed builders below; the agent SDK reads them with the schemas, which are loose on purpose: the mesh may
+ * add fields (and message types, which an agent skips), and an agent must not break when it does.
+ */
+import { z } from "zod";
+import type { ErrorBody } from "../errors.ts";
+import type { AgentState, TaskStatus } from "../records.ts";
+import { LeasedTaskWire, type LeasedTaskJson } from "./task.ts";
+
+const ErrorShape = z.looseObject({ code: z.string(), message: z.string() });
+
+export const HelloMessage = z.looseObject({ type: z.literal("hello"), agentId: z.string(), heartbeatIntervalMs: z.number().int().positive() });
+export const TaskMessage = z.looseObject({ type: z.literal("task"), task: LeasedTaskWire });
+export const AckMessage = z.looseObject({ type: z.literal("ack"), id: z.string(), status: z.string(), leaseExpiresAt: z.string().optional() });
+/** `id` null: the whole frame was refused (not parsed, or not applied). */
+export const ErrorMessage = z.looseObject({ type: z.literal("error"), id: z.string().nullish(), error: ErrorShape });
+/** The answer to a heartbeat frame: the agent's state and the interval to keep (an extension of the contract). */
+export const HeartbeatMessage = z.looseObject({ type: z.literal("heartbeat"), state: z.string(), heartbeatIntervalMs: z.number().int().positive() });
+
+export const MeshMessage = z.discriminatedUnion("type", [HelloMessage, TaskMessage, AckMessage, ErrorMessage, HeartbeatMessage]);
+export type MeshMessage = z.infer<typeof MeshMessage>;
+
+/** A batch is read message by message, so one unknown or malformed entry does not hide the others. */
+export const BatchEnvelope = z.looseObject({ type: z.literal("batch"), messages: z.array(z.unknown()) });
+
+// ---- builders (the mesh side) -------------------------------------------------------------------------------
+
+export type OutgoingMessage =
+  | { type: "hello"; agentId: string; heartbeatIntervalMs: number }
+  | { type: "task"; task: LeasedTaskJson }
+  | { type: "ack"; id: string; status: TaskStatus; leaseExpiresAt?: string }
+  | { type: "error"; id: string | null; error: ErrorBody }
+  | { type: "heartbeat"; state: AgentState; heartbeatIntervalMs: number };
+
+export const meshMessage = {
+  hello: (agentId: string, heartbeatIntervalMs: number): OutgoingMessage => ({ type: "hello", agentId, heartbeatIntervalMs }),
+  task: (task: LeasedTaskJson): OutgoingMessage => ({ type: "task", task }),
+  ack: (id: string, status: TaskStatus, leaseExpiresAt?: number): OutgoingMessage =>
+    leaseExpiresAt === undefined ? { type: "ack", id, status } : { type: "ack", id, status, leaseExpiresAt: new Date(leaseExpiresAt).toISOString() },
+  error: (id: string | null, error: ErrorBody): OutgoingMessage => ({ type: "error", id, error }),
+  heartbeat: (state: AgentState, heartbeatIntervalMs: number): OutgoingMessage => ({ type: "heartbeat", state, heartbeatIntervalMs }),
+};
+
+/** One frame of messages: a single message as itself, several as a `batch`. */
+export function meshFrame(messages: readonly OutgoingMessage[]): string {
+  return JSON.stringify(messages.length === 1 ? messages[0] : { type: "batch", messages });
+}

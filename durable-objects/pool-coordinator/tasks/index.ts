@@ -1,0 +1,112 @@
+/**
+ * The queue of one pool shard over its SQLite storage, as one object the pool's operations call. Each operation
+ * lives in its own module (submit, lease, settle, attempts, dependencies, redrive, timers, reads, quota); every
+ * status change goes through the table of tasks/transitions.ts. Every method is one synchronous step of a
+ * transaction the coordinator opens.
+ */
+import type { Emit } from "../../../contract/events.ts";
+import type { LeasedTask, ListPage, Principal, Settlement, SettlementResult, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus } from "../../../contract/records.ts";
+import type { LaneStore } from "../lanes.ts";
+import type { AgentFit, ReadyRef } from "../queue-rules.ts";
+import type { StatsStore } from "../stats.ts";
+import * as attempts from "./attempts.ts";
+import { TaskContext, type TaskStoreOptions } from "./context.ts";
+import { StatusCountDeltas } from "./counts.ts";
+import * as leases from "./lease.ts";
+import { checkQuota } from "./quota.ts";
+import * as reads from "./reads.ts";
+import { redrive } from "./redrive.ts";
+import * as settling from "./settle.ts";
+import { submit } from "./submit.ts";
+import * as timers from "./timers.ts";
+import { TaskMoves } from "./transitions.ts";
+
+export type { TaskStoreOptions } from "./context.ts";
+export { LEASE_CHUNK } from "./lease.ts";
+export { listQuery } from "./reads.ts";
+
+export class TaskStore {
+  readonly counts: StatusCountDeltas;
+  private readonly ctx: TaskContext;
+
+  constructor(sql: SqlStorage, lanes: LaneStore, stats: StatsStore, emit: Emit, timer: (at: number | null) => void, opts: TaskStoreOptions) {
+    this.counts = new StatusCountDeltas(sql);
+    this.ctx = new TaskContext(sql, lanes, stats, this.counts, new TaskMoves(this.counts, emit), timer, opts);
+  }
+
+  submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+    return submit(this.ctx, principal, inputs, now);
+  }
+
+  checkQuota(principal: Principal, idempotencyKeys: readonly (string | null)[]): void {
+    checkQuota(this.ctx, principal, idempotencyKeys);
+  }
+
+  get(principal: Principal, id: string): TaskRecord {
+    return reads.get(this.ctx, principal, id);
+  }
+
+  list(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): ListPage {
+    return reads.list(this.ctx, principal, status, limit, cursor);
+  }
+
+  missing(principal: Principal, ids: readonly string[]): string[] {
+    return reads.missing(this.ctx, principal, ids);
+  }
+
+  tenantsOf(ids: readonly string[]): Map<string, string> {
+    return reads.tenantsOf(this.ctx, ids);
+  }
+
+  inFlight(agentId: string): number {
+    return reads.inFlight(this.ctx, agentId);
+  }
+
+  ready(agent: AgentFit, n: number): ReadyRef[] {
+    return leases.ready(this.ctx, agent, n);
+  }
+
+  leaseTo(assignments: readonly { seq: number; agentId: string }[], now: number): LeasedTask[] {
+    return leases.leaseTo(this.ctx, assignments, now);
+  }
+
+  lease(agent: AgentFit & { agentId: string }, n: number, now: number): LeasedTask[] {
+    return leases.lease(this.ctx, agent, n, now);
+  }
+
+  complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
+    return settling.complete(this.ctx, principal, id, leaseToken, result, now);
+  }
+
+  fail(principal: Principal, id: string, leaseToken: string, error: TaskError, retryable: boolean, now: number): TaskRecord {
+    return settling.fail(this.ctx, principal, id, leaseToken, error, retryable, now);
+  }
+
+  extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): number {
+    return settling.extend(this.ctx, principal, id, leaseToken, extendMs, now).expiresAt;
+  }
+
+  settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {
+    return settling.settle(this.ctx, principal, items, now);
+  }
+
+  cancel(principal: Principal, id: string, now: number): TaskRecord {
+    return attempts.cancel(this.ctx, principal, id, now);
+  }
+
+  releaseAgent(agentId: string, reason: string, now: number): number {
+    return attempts.releaseAgent(this.ctx, agentId, reason, now);
+  }
+
+  redrive(principal: Principal, ids: readonly string[] | null, now: number, limit: number, afterSeq = 0): ReturnType<typeof redrive> {
+    return redrive(this.ctx, principal, ids, now, limit, afterSeq);
+  }
+
+  nextTimer(): number | null {
+    return timers.nextTimer(this.ctx);
+  }
+
+  runTimers(now: number, limit?: number): number {
+    return timers.runTimers(this.ctx, now, limit);
+  }
+}

@@ -1,0 +1,165 @@
+import { ApiError, type FieldProblem } from "../../../contract/errors.ts";
+import { isFinal, type Principal, type SubmitOutcome, type TaskInput, type TaskRecord, type TaskStatus } from "../../../contract/records.ts";
+import { newTaskId } from "../../../lib/random.ts";
+import type { TaskContext } from "./context.ts";
+import { dependencyError, waitFor } from "./dependencies.ts";
+import { quotaExceeded } from "./quota.ts";
+import type { TaskRow } from "./rows.ts";
+
+/**
+ * Inserts tasks in input order. A task whose idempotency key this tenant already used in this pool is not
+ * inserted again: the existing task is answered with `created: false`.
+ */
+export function submit(ctx: TaskContext, principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+  const out: SubmitOutcome[] = [];
+  let submitted = 0;
+  const quota = ctx.opts.maxUnfinished(principal.tenant);
+  let unfinished = ctx.counts.unfinishedOf(principal.tenant);
+  const problems: FieldProblem[] = [];
+  // Plain tasks (no idempotency key, no dependencies) are inserted many per statement; the buffer is written
+  // before any other task, so seq (the FIFO order) still follows the input order.
+  let plain: TaskInput[] = [];
+  const flushPlain = () => {
+    if (plain.length === 0) return;
+    if (problems.length === 0) {
+      for (const task of insertPlain(ctx, principal.tenant, plain, now)) out.push({ task, created: true });
+      submitted += plain.length;
+      unfinished += plain.length;
+      if (unfinished > quota) throw quotaExceeded(ctx, principal.tenant, quota);
+    }
+    plain = [];
+  };
+  for (const [index, input] of inputs.entries()) {
+    if (input.idempotencyKey === null && input.dependsOn.length === 0) {
+      plain.push(input);
+      continue;
+    }
+    flushPlain();
+    if (input.idempotencyKey !== null) {
+      const existing = ctx.sql.exec<TaskRow>("SELECT * FROM tasks WHERE tenant = ? AND idempotency_key = ?", principal.tenant, input.idempotencyKey).toArray()[0];
+      if (existing) {
+        out.push({ task: ctx.record(existing), created: false });
+        continue;
+      }
+    }
+    const deps: TaskRow[] = [];
+    const dependsOn = [...new Set(input.dependsOn)];
+    for (const [j, depId] of dependsOn.entries()) {
+      const dep = ctx.row(depId);
+      if (!dep || dep.tenant !== principal.tenant) problems.push({ index, field: `dependsOn.${j}`, message: `no task ${depId} in pool ${ctx.opts.pool}` });
+      else deps.push(dep);
+    }
+    if (problems.length > 0) continue;
+    const task = insert(ctx, principal.tenant, { ...input, dependsOn }, deps, now);
+    out.push({ task, created: true });
+    submitted++;
+    if (!isFinal(task.status) && ++unfinished > quota) throw quotaExceeded(ctx, principal.tenant, quota);
+  }
+  flushPlain();
+  if (problems.length > 0) throw new ApiError("invalid_request", "dependsOn must name existing tasks of the same pool and tenant", problems);
+  ctx.stats.count("submitted", submitted);
+  return out;
+}
+
+/**
+ * Inserts tasks without idempotency keys or dependencies in one statement, in input order (seq follows the
+ * order of the JSON array). They are queued, or waiting for their delay. The records are built from what was
+ * written, so nothing is read back.
+ */
+function insertPlain(ctx: TaskContext, tenant: string, inputs: readonly TaskInput[], now: number): TaskRecord[] {
+  const rows: TaskRow[] = inputs.map((input) => {
+    const runAfter = input.delayMs > 0 ? now + input.delayMs : null;
+    return {
+      seq: 0,
+      id: newTaskId(ctx.opts.pool, ctx.opts.shard),
+      lane: ctx.lanes.resolve(tenant, input.requires).id,
+      tenant,
+      type: input.type,
+      status: runAfter === null ? "queued" : "waiting",
+      priority: input.priority,
+      payload: input.payload,
+      attempts: 0,
+      max_attempts: input.maxAttempts,
+      timeout_ms: input.timeoutMs,
+      idempotency_key: null,
+      depends_on: "[]",
+      pending_deps: 0,
+      result: null,
+      error: null,
+      agent_id: null,
+      lease_token: null,
+      lease_expires_at: null,
+      run_after: runAfter,
+      timer_at: runAfter,
+      created_at: now,
+      updated_at: now,
+      finished_at: null,
+      leased_at: null,
+    };
+  });
+  ctx.sql.exec(
+    `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
+       depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
+     SELECT value ->> '$[0]', value ->> '$[1]', ?2, value ->> '$[2]', value ->> '$[3]', value ->> '$[4]', value ->> '$[5]',
+       value ->> '$[6]', value ->> '$[7]', NULL, '[]', 0, NULL, value ->> '$[8]', value ->> '$[8]', ?3, ?3, NULL
+     FROM json_each(?1) ORDER BY key`,
+    JSON.stringify(rows.map((r) => [r.id, r.lane, r.type, r.status, r.priority, r.payload, r.max_attempts, r.timeout_ms, r.run_after])),
+    tenant,
+    now,
+  );
+  for (const r of rows) {
+    ctx.timer(r.timer_at);
+    ctx.moves.move("submit", r, null, r.status);
+  }
+  return rows.map((r) => ctx.record(r));
+}
+
+function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readonly TaskRow[], now: number): TaskRecord {
+  const lane = ctx.lanes.resolve(tenant, input.requires);
+  const broken = deps.find((d) => d.status === "dead" || d.status === "cancelled");
+  const pending = deps.filter((d) => !isFinal(d.status));
+  const runAfter = input.delayMs > 0 ? now + input.delayMs : null;
+  let status: TaskStatus = "queued";
+  let timerAt: number | null = null;
+  let finishedAt: number | null = null;
+  let error: string | null = null;
+  if (broken) {
+    status = "dead";
+    finishedAt = now;
+    timerAt = now + ctx.opts.retentionMs();
+    error = JSON.stringify(dependencyError(broken));
+  } else if (pending.length > 0 || runAfter !== null) {
+    status = "waiting";
+    timerAt = runAfter;
+  }
+  const row = ctx.sql
+    .exec<TaskRow>(
+      `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
+         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      newTaskId(ctx.opts.pool, ctx.opts.shard),
+      lane.id,
+      tenant,
+      input.type,
+      status,
+      input.priority,
+      input.payload,
+      input.maxAttempts,
+      input.timeoutMs,
+      input.idempotencyKey,
+      JSON.stringify(input.dependsOn),
+      broken ? 0 : pending.length,
+      error,
+      runAfter,
+      timerAt,
+      now,
+      now,
+      finishedAt,
+    )
+    .one();
+  ctx.moves.move("submit", row, null, status);
+  if (broken) ctx.stats.count("dead", 1);
+  else waitFor(ctx, row.seq, pending);
+  ctx.timer(timerAt);
+  return ctx.record(row);
+}

@@ -1,0 +1,61 @@
+/**
+ * Every change of a task's status, in one table: how the task store moves a task, from where to where. The
+ * statements that write a status (tasks/*.ts) note each move here ({@link TaskMoves.move}); the move is checked
+ * against the table (a move it does not list is a bug and throws, rolling the transaction back), counted for
+ * `status_counts`, and turned into the events the coordinator acts on.
+ */
+import type { Emit } from "../../../contract/events.ts";
+import { isFinal, type TaskStatus } from "../../../contract/records.ts";
+import type { StatusCountDeltas } from "./counts.ts";
+
+export const TASK_TRANSITIONS = {
+  /** A new task: ready, waiting (delay, dependencies), or dead at once (a dependency is dead or cancelled). */
+  submit: { from: [null], to: ["queued", "waiting", "dead"] },
+  /** An agent takes it, with a fresh fencing token. */
+  lease: { from: ["queued"], to: ["leased"] },
+  /** The holder of the current lease reports success. */
+  complete: { from: ["leased"], to: ["succeeded"] },
+  /** An attempt failed (reported, lease expired, agent lost): backoff, back to the queue, or the dead letter queue. */
+  fail_attempt: { from: ["leased"], to: ["waiting", "queued", "dead"] },
+  /** A delay or backoff ended, or a dependency succeeded: ready once nothing is left to wait for. */
+  wake: { from: ["waiting"], to: ["queued", "waiting"] },
+  /** A dependency ended dead or cancelled: the task can never run. */
+  dependency_failed: { from: ["waiting"], to: ["dead"] },
+  cancel: { from: ["waiting", "queued", "leased"], to: ["cancelled"] },
+  /** Out of the dead letter queue, attempts reset. */
+  redrive: { from: ["dead"], to: ["queued", "waiting"] },
+  /** Finished and past retention: removed. */
+  purge: { from: ["succeeded", "dead", "cancelled"], to: [null] },
+} as const satisfies Record<string, { from: readonly (TaskStatus | null)[]; to: readonly (TaskStatus | null)[] }>;
+
+export type TaskTransition = keyof typeof TASK_TRANSITIONS;
+
+export function allows(transition: TaskTransition, from: TaskStatus | null, to: TaskStatus | null): boolean {
+  const rule: { from: readonly (TaskStatus | null)[]; to: readonly (TaskStatus | null)[] } = TASK_TRANSITIONS[transition];
+  return rule.from.includes(from) && rule.to.includes(to);
+}
+
+/** What a move needs to know of the task. */
+export interface Moving {
+  id: string;
+  tenant: string;
+  /** The agent holding the lease, when the task leaves `leased`. */
+  agent_id: string | null;
+}
+
+/** Notes the moves of one transaction: counts and events. */
+export class TaskMoves {
+  constructor(
+    private readonly counts: StatusCountDeltas,
+    private readonly emit: Emit,
+  ) {}
+
+  move(transition: TaskTransition, task: Moving, from: TaskStatus | null, to: TaskStatus | null): void {
+    if (!allows(transition, from, to)) throw new Error(`task ${task.id}: ${transition} does not go from ${from} to ${to}`);
+    this.counts.moved(task.tenant, from, to);
+    if (from === "leased" && task.agent_id !== null) this.emit({ type: "lease_released", agentId: task.agent_id });
+    if (from === to) return;
+    if (to === "queued") this.emit({ type: "tasks_queued", count: 1 });
+    else if (to !== null && isFinal(to)) this.emit({ type: "task_finished", id: task.id, tenant: task.tenant, status: to });
+  }
+}
