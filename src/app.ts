@@ -1,14 +1,15 @@
 import { Hono } from "hono";
-import type { AppEnv } from "./env";
-import { onError, onNotFound } from "./middleware/errors";
-import { corsFromEnv, securityHeaders } from "./middleware/security-headers";
-import { Routes } from "./openapi/route";
-import { agentRoutes } from "./routes/agents";
-import { auditRoutes } from "./routes/audit";
-import { authRoutes } from "./routes/auth";
-import { poolRoutes } from "./routes/pools";
-import { systemRoutes } from "./routes/system";
-import { taskRoutes } from "./routes/tasks";
+import type { AppEnv } from "./env.ts";
+import { onError, onNotFound } from "./middleware/errors.ts";
+import { corsFromEnv, securityHeaders } from "./middleware/security-headers.ts";
+import { Routes } from "./openapi/route.ts";
+import { agentRoutes } from "./routes/agents.ts";
+import { auditRoutes } from "./routes/audit.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { poolRoutes } from "./routes/pools.ts";
+import { API_INFO, systemRoutes } from "./routes/system.ts";
+import { openApiDocument } from "./openapi/document.ts";
+import { taskRoutes } from "./routes/tasks.ts";
 
 /**
  * The edge Worker: every route is declared once in a `Routes` table that authenticates, rate-limits, checks the
@@ -20,12 +21,21 @@ export function createApp(): Hono<AppEnv> {
   app.notFound(onNotFound);
   app.use("*", securityHeaders());
   app.use("*", corsFromEnv());
-  const routes = new Routes(app);
+  declareRoutes(new Routes(app));
+  return app;
+}
+
+function declareRoutes(routes: Routes): Routes {
   systemRoutes(routes);
   taskRoutes(routes);
   agentRoutes(routes);
   poolRoutes(routes);
   authRoutes(routes);
   auditRoutes(routes);
-  return app;
+  return routes;
+}
+
+/** The OpenAPI document as `GET /openapi.json` serves it from `serverUrl`, built without serving anything. */
+export function apiDocument(serverUrl: string): Record<string, unknown> {
+  return openApiDocument(declareRoutes(new Routes(new Hono<AppEnv>())).specs, API_INFO, serverUrl);
 }

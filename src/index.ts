@@ -1,9 +1,9 @@
 import { createApp } from "./app.ts";
 
-export { PoolCoordinator } from "../durable-objects/pool-coordinator";
-export { MeshDirectory } from "../durable-objects/mesh-directory";
-export { KeyStore } from "../durable-objects/key-store";
-export { AuditLog } from "../durable-objects/audit-log";
+export { PoolCoordinator } from "../durable-objects/pool-coordinator/index.ts";
+export { MeshDirectory } from "../durable-objects/mesh-directory/index.ts";
+export { KeyStore } from "../durable-objects/key-store/index.ts";
+export { AuditLog } from "../durable-objects/audit-log/index.ts";
 
 const app = createApp();
 

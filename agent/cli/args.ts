@@ -1,6 +1,7 @@
 // Argument parsing shared by the commands: node:util parseArgs (strict), plus typed accessors that turn bad values
 // into usage errors (exit status 2) with the command's help.
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { createMeshApi, type MeshApi } from "../client/index.ts";
 import { MeshClient } from "../sdk/api.ts";
 import type { Io } from "./io.ts";
 
@@ -88,7 +89,10 @@ export function poolName(value: string, what = "pool"): string {
 export interface Connection {
   url: string;
   token: string;
+  /** The agent runtime's client (daa agent). */
   client: MeshClient;
+  /** The typed client of the whole API (agent/client), for every other command. */
+  api: MeshApi;
 }
 
 /** --url / DAA_URL and --token / DAA_TOKEN. */
@@ -103,5 +107,5 @@ export function connection(values: Values, io: Io): Connection {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url must be http:// or https://, not ${JSON.stringify(url)}`);
   const token = str(values, "token") ?? io.env.DAA_TOKEN;
   if (!token) throw new UsageError("no credential: pass --token or set DAA_TOKEN (locally: DAA_ADMIN_KEY in .dev.vars)");
-  return { url, token, client: new MeshClient({ url, token }) };
+  return { url, token, client: new MeshClient({ url, token }), api: createMeshApi({ url, token }) };
 }

@@ -1,25 +1,10 @@
 // A small typed client of the mesh's HTTP API v1, shared by the agent SDK and the `daa` command line.
 import { z } from "zod";
+import { errorFrom, MeshError, unreachable } from "../client/errors.ts";
 import type { AgentLoad } from "../../contract/records.ts";
-import { AgentInfo, AgentsAnswer, ErrorAnswer, LeaseAnswer, PoolsAnswer, SettleAnswer, Task, type LeasedTask, type PoolSummary } from "./wire.ts";
+import { AgentInfo, AgentsAnswer, LeaseAnswer, PoolsAnswer, SettleAnswer, Task, type LeasedTask, type PoolSummary } from "./wire.ts";
 
-/** A refused request (`status` and the mesh's error `code`), or `status` 0 / code `unreachable` when no answer came. */
-export class MeshError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: unknown;
-  /** From `Retry-After` on 429, in ms. */
-  readonly retryAfterMs: number | null;
-
-  constructor(status: number, code: string, message: string, details: unknown = undefined, retryAfterMs: number | null = null) {
-    super(message);
-    this.name = "MeshError";
-    this.status = status;
-    this.code = code;
-    this.details = details;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
+export { MeshError } from "../client/errors.ts";
 
 /** The load an agent reports (contract/records.ts). */
 export type Load = AgentLoad;
@@ -141,7 +126,7 @@ export class MeshClient {
     } catch (err) {
       // A caller's own abort propagates as is, so loops can tell "stopped" from "the mesh is down".
       if (signal?.aborted) throw signal.reason;
-      throw new MeshError(0, "unreachable", `cannot reach ${this.baseUrl}: ${causeOf(err)}`);
+      throw unreachable(this.baseUrl, err);
     }
     const text = await res.text();
     const parsed = parseJson(text);
@@ -168,26 +153,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function errorFrom(res: Response, parsed: unknown, text: string): MeshError {
-  const retryAfter = Number(res.headers.get("retry-after"));
-  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null;
-  const shaped = ErrorAnswer.safeParse(parsed);
-  if (shaped.success) {
-    const { code, message, details } = shaped.data.error;
-    return new MeshError(res.status, code, message, details, retryAfterMs);
-  }
-  // Not the mesh's error shape: a proxy or a wrong URL answered.
-  return new MeshError(res.status, `http_${res.status}`, `HTTP ${res.status} ${res.statusText}: ${text.slice(0, 200)}`.trim(), undefined, retryAfterMs);
-}
-
-/** fetch reports "fetch failed" and hides the reason (ECONNREFUSED, ENOTFOUND, ...) in `cause`. */
-function causeOf(err: unknown): string {
-  if (err instanceof Error) {
-    const cause: unknown = err.cause;
-    if (cause instanceof Error) return cause.message;
-    return err.message;
-  }
-  return String(err);
 }

@@ -43,5 +43,3 @@ export type PoolSummary = z.infer<typeof PoolSummary>;
 export const PoolsAnswer = z.looseObject({ pools: z.array(PoolSummary) });
 export const AgentsAnswer = z.looseObject({ agents: z.array(AgentInfo) });
 
-/** The error shape every non-2xx answer has (`{"error": {"code", "message", "details"}}`). */
-export const ErrorAnswer = z.looseObject({ error: z.looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });

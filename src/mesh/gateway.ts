@@ -63,7 +63,10 @@ function readdress(details: ErrorDetails | undefined, indexes: readonly number[]
 export class Gateway {
   readonly placement: Placement;
 
-  constructor(private readonly env: Env & OptionalSecrets) {
+  private readonly env: Env & OptionalSecrets;
+
+  constructor(env: Env & OptionalSecrets) {
+    this.env = env;
     this.placement = new Placement(env);
   }
 

@@ -11,7 +11,11 @@ import type { TaskInput } from "../../contract/records.ts";
 export type Coordinator = ReturnType<Env["POOL"]["getByName"]>;
 
 export class Placement {
-  constructor(private readonly env: Env) {}
+  private readonly env: Env;
+
+  constructor(env: Env) {
+    this.env = env;
+  }
 
   coordinator(pool: string, shard = 0): Coordinator {
     return this.env.POOL.getByName(shardName(pool, shard));

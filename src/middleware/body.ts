@@ -37,7 +37,7 @@ export async function readJsonBody(c: Context): Promise<unknown> {
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    throw new ApiError("invalid_request", "the request body is not valid UTF-8");
+    throw new ApiError("invalid_request", "the request body is not valid UTF-8", [{ field: "(body)", message: "expected UTF-8 text" }]);
   }
   if (text.trim() === "") return {};
   let body: unknown;

@@ -15,7 +15,8 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) return errorResponse(c, err);
   if (err instanceof HTTPException) {
     const code = err.status === 413 ? "payload_too_large" : err.status === 401 ? "unauthorized" : err.status === 404 ? "not_found" : "invalid_request";
-    return errorResponse(c, new ApiError(code, err.message || "the request was rejected"));
+    const message = err.message || "the request was rejected";
+    return errorResponse(c, new ApiError(code, message, code === "invalid_request" ? [{ field: "(request)", message }] : undefined));
   }
   console.error(`${c.req.method} ${new URL(c.req.url).pathname} failed`, err);
   return contractError(new ApiError("internal").toBody());

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import type { AppEnv } from "../env";
+import type { AppEnv } from "../env.ts";
 
 /** Pages the Worker serves as HTML may load scripts from itself only; JSON answers may load nothing at all. */
 const API_CSP = "default-src 'none'; frame-ancestors 'none'";

@@ -1,13 +1,13 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv, AuditNote, Caller } from "../env";
+import type { AppEnv, AuditNote, Caller } from "../env.ts";
 import { ApiError } from "../../contract/errors.ts";
 import { SYSTEM_TENANT } from "../../lib/audit/records.ts";
-import { readJsonBody } from "../middleware/body";
-import { actorName, authenticate, claimedKeyId } from "../security/credentials";
-import { recordAudit } from "../security/audit";
-import { allows, PUBLIC, rulesFor } from "../security/permissions";
-import { enforceRateLimits } from "../security/rate-limit";
+import { readJsonBody } from "../middleware/body.ts";
+import { actorName, authenticate, claimedKeyId } from "../security/credentials.ts";
+import { recordAudit } from "../security/audit.ts";
+import { allows, PUBLIC, rulesFor } from "../security/permissions.ts";
+import { enforceAddressLimit, enforceRateLimits } from "../security/rate-limit.ts";
 
 export type Method = "get" | "post" | "put" | "patch" | "delete";
 
@@ -72,7 +72,11 @@ function validate<S extends z.ZodType>(schema: S, value: unknown, where: "query"
 export class Routes {
   readonly specs: AnySpec[] = [];
 
-  constructor(private readonly app: Hono<AppEnv>) {}
+  private readonly app: Hono<AppEnv>;
+
+  constructor(app: Hono<AppEnv>) {
+    this.app = app;
+  }
 
   add<P extends z.ZodType = z.ZodObject, Q extends z.ZodType = z.ZodObject, B extends z.ZodType = z.ZodUndefined>(
     spec: RouteSpec<P, Q, B>,
@@ -81,7 +85,8 @@ export class Routes {
     const rule = rulesFor(spec.method, spec.path);
     this.specs.push({ ...(spec as unknown as AnySpec), public: rule === PUBLIC });
     this.app.on(spec.method.toUpperCase(), spec.path, async (c) => {
-      if (rule !== PUBLIC) {
+      if (rule === PUBLIC) await enforceAddressLimit(c.env, c.req.header("cf-connecting-ip") ?? null);
+      else {
         const caller = await this.admit(c);
         // The bootstrap key is the super-admin: it passes every role check.
         if (!caller.allTenants && !allows(rule, caller.roles)) {

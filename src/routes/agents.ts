@@ -23,7 +23,11 @@ export function agentRoutes(routes: Routes): void {
       audit: "agent.register",
       params: PoolParams,
       body: RegisterAgent,
-      responses: { 201: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval }, 400: err("invalid registration") },
+      responses: {
+        201: { description: "the agent and the heartbeat interval to keep", schema: AgentWithInterval },
+        400: err("invalid registration"),
+        409: err("the agent id is taken by an agent this credential may not act for"),
+      },
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
@@ -166,7 +170,7 @@ export function agentRoutes(routes: Routes): void {
       },
     },
     async (c, { params }) => {
-      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket");
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket", [{ field: "(header) upgrade", message: "expected websocket" }]);
       requirePoolBinding(c.var.caller, params.pool);
       const headers = new Headers(c.req.raw.headers);
       headers.delete("authorization");

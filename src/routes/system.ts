@@ -9,7 +9,9 @@ import type { Routes } from "../openapi/route.ts";
 export const API_INFO = {
   title: "DAA Mesh API",
   version: "1.0.0",
-  description: "Task queue and agent coordination at the edge. Every /v1 route needs Authorization: Bearer <credential>.",
+  description:
+    "Task queue and agent coordination at the edge. Every /v1 route but POST /v1/auth/token needs Authorization: Bearer <credential>. Errors have the shape of the Error schema; the reference is docs/api.md.",
+  license: { name: "Apache-2.0", identifier: "Apache-2.0" },
 };
 
 export function systemRoutes(routes: Routes): void {
@@ -44,7 +46,7 @@ export function systemRoutes(routes: Routes): void {
      
       responses: { 200: { description: "OpenAPI 3.1", schema: z.record(z.string(), z.unknown()) } },
     },
-    (c) => c.json(openApiDocument(routes.specs, API_INFO)),
+    (c) => c.json(openApiDocument(routes.specs, API_INFO, new URL(c.req.url).origin)),
   );
 
   routes.add(

@@ -23,6 +23,12 @@ export const CreateKey = z
     const agent = key.roles.includes("agent");
     if (agent && key.pool === undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "an agent key must be bound to a pool" });
     if (!agent && key.pool !== undefined) ctx.addIssue({ code: "custom", path: ["pool"], message: "only agent keys are bound to a pool" });
+  })
+  // The same rule for generated clients and validating gateways: `pool` with the agent role, and only with it.
+  .meta({
+    if: { properties: { roles: { contains: { const: "agent" } } } },
+    then: { properties: { pool: { type: "string" } }, required: ["pool"] },
+    else: { not: { properties: { pool: { type: "string" } }, required: ["pool"] } },
   });
 
 export const KeyInfo = z

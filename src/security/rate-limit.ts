@@ -28,3 +28,10 @@ export async function enforceRateLimits(env: Env, keys: { tenant: string | null;
     retryAfterSeconds: retryAfter,
   });
 }
+
+/** Refuses with 429 (`details.scope = "address"`) when a client address calls the public routes too often. */
+export async function enforceAddressLimit(env: Env, ip: string | null, now = Date.now()): Promise<void> {
+  if ((await env.PUBLIC_RATE_LIMIT.limit({ key: `ip:${ip ?? "unknown"}` })).success) return;
+  const retryAfter = retryAfterSeconds(now);
+  throw new ApiError("rate_limited", `too many requests from this address; retry after ${retryAfter} s`, { scope: "address", retryAfterSeconds: retryAfter });
+}

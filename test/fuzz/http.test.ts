@@ -112,6 +112,19 @@ describe("the fuzzer's oracle", () => {
     const bare = new Headers({ "content-type": "application/json" });
     expect(check(400, '{"error":{"code":"invalid_request","message":"x"}}', bare).join()).toContain("x-frame-options");
   });
+
+  it("flags a status the document does not name for the route, an answer that does not fit its schema, a 400 without details", () => {
+    const good = new Headers({ ...SECURITY_HEADERS, "content-security-policy": "x", "cache-control": "no-store", "content-type": "application/json" });
+    const route = routes.find((r) => r.key === "POST /v1/tasks")!;
+    const s = sent("POST", "/v1/tasks", "{}");
+    const exp = { allowed: [200, 201, 400, 404, 409, 429], decidedBy: "handler", route };
+    const check = (status: number, text: string) => checkAnswer(s, exp, { status, headers: good, text }, "", new SchemaDoc(doc));
+    expect(route.documented.has(404)).toBe(false);
+    expect(check(404, '{"error":{"code":"not_found","message":"x"}}').join()).toContain("not documented for POST /v1/tasks");
+    expect(check(201, '{"id":"x"}').join()).toContain("does not fit the documented schema of 201");
+    expect(check(400, '{"error":{"code":"invalid_request","message":"x"}}').join()).toContain("400 without details");
+    expect(check(429, '{"error":{"code":"rate_limited","message":"x","details":{"scope":"nowhere","retryAfterSeconds":1}}}').join()).toContain("documented schema of 429");
+  });
 });
 
 describe("HTTP fuzzing of every route", () => {

@@ -41,8 +41,23 @@ export interface Route {
   query: Param[];
   body?: Json;
   success: number[];
+  /** Every status the document names for the route, with the answer's schema (`$ref`s resolved). */
+  documented: Map<number, Json | null>;
   public: boolean;
   roles: readonly Role[] | typeof PUBLIC;
+}
+
+/** The statuses of an operation's responses and the JSON schema of each (null: no JSON body). */
+function documentedOf(doc: Json, responses: Record<string, Json>): Map<number, Json | null> {
+  const out = new Map<number, Json | null>();
+  for (const [status, response] of Object.entries(responses)) {
+    if (!/^[0-9]{3}$/.test(status)) continue;
+    const ref = typeof response.$ref === "string" ? response.$ref.replace("#/components/responses/", "") : null;
+    const resolved = ref === null ? response : doc.components?.responses?.[ref];
+    if (!resolved) throw new Error(`unresolved response ${response.$ref}`);
+    out.set(Number(status), resolved.content?.["application/json"]?.schema ?? null);
+  }
+  return out;
 }
 
 export function routesOf(doc: Json): Route[] {
@@ -65,6 +80,7 @@ export function routesOf(doc: Json): Route[] {
         success: Object.keys(op.responses ?? {})
           .map(Number)
           .filter((s) => s < 300),
+        documented: documentedOf(doc, op.responses ?? {}),
         public: (op.security ?? []).length === 0,
         roles: rule,
       });
@@ -166,7 +182,8 @@ export function expectationOf(sent: Sent, routes: readonly Route[], schemas: Sch
   const matched = routes.map((r) => ({ r, params: r.method === method ? match(r, url.pathname) : null })).filter((m) => m.params !== null);
   if (matched.length === 0) return { allowed: [404], decidedBy: "no route" };
   const { r: route, params } = matched[0]!;
-  const limited = route.public ? [] : [429];
+  // Every route may be rate limited: a credential and its tenant, or a client address on the public routes.
+  const limited = [429];
   const rest = { allowed: [...route.success, ...DOCUMENTED_4XX], decidedBy: "handler", route };
   if (matched.length > 1) return { ...rest, decidedBy: "several routes" };
   if (!route.public) {
@@ -175,7 +192,8 @@ export function expectationOf(sent: Sent, routes: readonly Route[], schemas: Sch
   }
   for (const p of route.params) {
     const raw = params![p.name]!;
-    if (!decodings(raw).some((v) => schemas.validate(p.schema, v))) {
+    const pattern = typeof p.schema["x-pattern"] === "string" ? new RegExp(p.schema["x-pattern"]) : null;
+    if (!decodings(raw).some((v) => schemas.validate(p.schema, v) && (pattern === null || pattern.test(v)))) {
       return { allowed: [404, ...limited], decidedBy: "path", route, why: `${p.name}=${raw.slice(0, 80)}` };
     }
   }
@@ -244,11 +262,33 @@ const LEAKS: readonly (string | RegExp)[] = [
 ];
 
 /** Problems with one answer; empty when it is as the contract says. */
-export function checkAnswer(sent: Sent, exp: Expectation, res: { status: number; headers: Headers; text: string }, requestText: string): string[] {
+export function checkAnswer(
+  sent: Sent,
+  exp: Expectation,
+  res: { status: number; headers: Headers; text: string },
+  requestText: string,
+  schemas?: SchemaDoc,
+): string[] {
   const problems: string[] = [];
   const { status, headers, text } = res;
   if (status >= 500) problems.push(`5xx: ${status}`);
   else if (!exp.allowed.includes(status)) problems.push(`status ${status}, expected one of ${exp.allowed.join("/")} (decided by ${exp.decidedBy}${exp.why ? `: ${exp.why}` : ""})`);
+  // The document must name every status a route answers, and the answer must fit the schema it gives for it.
+  if (exp.route && exp.decidedBy !== "several routes") {
+    const documented = exp.route.documented;
+    if (!documented.has(status)) problems.push(`status ${status} is not documented for ${exp.route.key}`);
+    const schema = documented.get(status);
+    if (schema && schemas && sent.method !== "HEAD" && (headers.get("content-type") ?? "").includes("application/json")) {
+      const why: string[] = [];
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+      if (value !== undefined && !schemas.validate(schema, value, why)) problems.push(`answer does not fit the documented schema of ${status}: ${why[0]}`);
+    }
+  }
   if (status !== 101) {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (headers.get(name) !== value) problems.push(`header ${name}: ${headers.get(name)}`);
     if (!headers.get("content-security-policy")) problems.push("no content-security-policy");
@@ -286,6 +326,7 @@ export function checkAnswer(sent: Sent, exp: Expectation, res: { status: number;
       const facts = d !== null && typeof d === "object" && !Array.isArray(d) && Object.values(d).every((v) => v === null || ["string", "number", "boolean"].includes(typeof v));
       if (!list && !facts) problems.push(`details of an unknown shape: ${JSON.stringify(d).slice(0, 200)}`);
     }
+    if (status === 400 && !(Array.isArray(e.details) && e.details.length > 0)) problems.push("400 without details [{field, message}]");
     if (status === 429 && !/^[0-9]+$/.test(headers.get("retry-after") ?? "")) problems.push("429 without Retry-After");
   }
   return problems;

@@ -323,7 +323,7 @@ export class Runner {
       return;
     }
     stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-    const problems = checkAnswer(sent, exp, { status, headers: resHeaders, text }, requestText);
+    const problems = checkAnswer(sent, exp, { status, headers: resHeaders, text }, requestText, this.schemas);
     if (problems.length > 0) this.record(c, category, problems, request, bodyText, status, text, exp.decidedBy);
     if (status >= 200 && status < 300 && text.startsWith("{") && text.length < 2_000_000) {
       try {

@@ -57,9 +57,26 @@ export class SchemaDoc {
     if (s.oneOf) return (s.oneOf as Json[]).filter((sub) => this.validate(sub, value, [], path)).length === 1 || fail("does not match exactly one oneOf branch");
     if ("const" in s && value !== s.const) return fail(`is not ${JSON.stringify(s.const)}`);
     if (s.enum && !(s.enum as unknown[]).includes(value)) return fail("not in the enum");
+    if (s.if) {
+      const branch = this.validate(s.if, value, [], path) ? s.then : s.else;
+      if (branch && !this.validate(branch, value, why, path)) return false;
+    }
+    if (s.not && this.validate(s.not, value, [], path)) return fail("matches a schema it must not");
+    // `type: ["string", "null"]` (a nullable value): any of the types.
+    if (Array.isArray(s.type)) return (s.type as string[]).some((type) => this.validate({ ...s, type }, value, [], path)) || fail(`not any of ${s.type.join(", ")}`);
     switch (s.type) {
-      case undefined:
+      case undefined: {
+        // A partial schema (in if / then / else / not): only the keywords it has.
+        if (value && typeof value === "object" && !Array.isArray(value)) {
+          const obj = value as Record<string, unknown>;
+          for (const key of (s.required ?? []) as string[]) if (!Object.prototype.hasOwnProperty.call(obj, key)) return fail(`missing ${key}`);
+          for (const [key, sub] of Object.entries((s.properties ?? {}) as Record<string, Json>)) {
+            if (Object.prototype.hasOwnProperty.call(obj, key) && !this.validate(sub, obj[key], why, `${path}.${key}`)) return false;
+          }
+        }
+        if (Array.isArray(value) && s.contains && !value.some((v) => this.validate(s.contains, v, [], path))) return fail("contains no item it must");
         return true;
+      }
       case "null":
         return value === null || fail("not null");
       case "boolean":

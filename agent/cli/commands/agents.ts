@@ -1,3 +1,4 @@
+import { ok } from "../../client/index.ts";
 import { COMMON_HELP, connection, flag, poolName, positionals } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ago, table } from "../table.ts";
@@ -19,8 +20,8 @@ ${COMMON_HELP}
   async run(parsed, io) {
     const [pool = ""] = positionals(parsed, ["pool"]);
     poolName(pool);
-    const { client } = connection(parsed.values, io);
-    const agents = await client.listAgents(pool);
+    const { api } = connection(parsed.values, io);
+    const { agents } = await ok(api.GET("/v1/pools/{pool}/agents", { params: { path: { pool } } }));
     if (flag(parsed.values, "json")) {
       io.out(`${JSON.stringify({ agents }, null, 2)}\n`);
       return 0;

@@ -1,3 +1,4 @@
+import { ok } from "../../client/index.ts";
 import { COMMON_HELP, connection, flag, positionals } from "../args.ts";
 import type { Command } from "../command.ts";
 import { table } from "../table.ts";
@@ -19,8 +20,8 @@ ${COMMON_HELP}
   options: { json: { type: "boolean" } },
   async run(parsed, io) {
     positionals(parsed, []);
-    const { client } = connection(parsed.values, io);
-    const pools = await client.listPools();
+    const { api } = connection(parsed.values, io);
+    const { pools } = await ok(api.GET("/v1/pools"));
     if (flag(parsed.values, "json")) {
       io.out(`${JSON.stringify({ pools }, null, 2)}\n`);
       return 0;
@@ -31,7 +32,7 @@ ${COMMON_HELP}
     }
     const rows = pools.map((p) => {
       const agents = Object.values(p.agents).reduce((a, b) => a + b, 0);
-      return [p.pool, ...STATUSES.map((s) => String(p.queue[s] ?? 0)), String(p.agents.running ?? 0), String(agents)];
+      return [p.pool, ...STATUSES.map((s) => String(p.queue[s])), String(p.agents.running), String(agents)];
     });
     const headers = ["POOL", ...STATUSES.map((s) => s.toUpperCase()), "RUNNING", "AGENTS"];
     io.out(table(headers, rows, ["left", ...headers.slice(1).map(() => "right" as const)]));

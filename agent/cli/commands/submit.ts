@@ -1,7 +1,6 @@
-import { MeshError, type MeshClient } from "../../sdk/api.ts";
+import { MeshError, ok, type MeshApi, type Schemas } from "../../client/index.ts";
 import { Backoff } from "../../sdk/backoff.ts";
 import { sleep } from "../../sdk/timers.ts";
-import type { Task } from "../../sdk/wire.ts";
 import { COMMON_HELP, connection, flag, int, poolName, positionals, str, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
 import type { Io } from "../io.ts";
@@ -44,7 +43,7 @@ ${COMMON_HELP}
   async run(parsed, io) {
     const [type = ""] = positionals(parsed, ["type"]);
     const { values } = parsed;
-    const body: Record<string, unknown> = { type };
+    const body: Schemas["SubmitTask"] = { type };
     const payload = str(values, "payload");
     if (payload !== undefined) {
       try {
@@ -55,7 +54,7 @@ ${COMMON_HELP}
     }
     const pool = str(values, "pool");
     if (pool !== undefined) body.pool = poolName(pool);
-    const numbers: [string, string, number, number][] = [
+    const numbers: [string, "priority" | "maxAttempts" | "timeoutMs" | "delayMs", number, number][] = [
       ["priority", "priority", 0, 9],
       ["max-attempts", "maxAttempts", 1, 100],
       ["timeout-ms", "timeoutMs", 1000, 3_600_000],
@@ -67,14 +66,14 @@ ${COMMON_HELP}
     }
     const key = str(values, "idempotency-key");
     if (key !== undefined) body.idempotencyKey = key;
-    const { client } = connection(values, io);
+    const { api } = connection(values, io);
 
-    const task = await client.submitTask(body);
+    const task = await ok(api.POST("/v1/tasks", { body }));
     if (!flag(values, "wait")) {
       io.out(`${JSON.stringify(task, null, 2)}\n`);
       return 0;
     }
-    const final = await waitUntilFinal(client, task, io);
+    const final = await waitUntilFinal(api, task, io);
     if (final.status === "succeeded") {
       io.out(`${JSON.stringify(final.result ?? null, null, 2)}\n`);
       return 0;
@@ -84,14 +83,19 @@ ${COMMON_HELP}
   },
 };
 
-async function waitUntilFinal(client: MeshClient, submitted: Task, io: Io): Promise<Task> {
+type Task = Schemas["Task"];
+
+/** Long polls `GET /v1/tasks/:id/result` (200 once final, 202 before) until the task is final. */
+async function waitUntilFinal(api: MeshApi, submitted: Task, io: Io): Promise<Task> {
   const progress = new Progress(io, submitted.id);
   progress.show(submitted.status);
   const backoff = new Backoff({ baseMs: 500, maxMs: 5_000 });
   try {
     for (;;) {
       try {
-        const { final, task } = await client.waitForResult(submitted.id, POLL_WAIT_MS);
+        const call = api.GET("/v1/tasks/{id}/result", { params: { path: { id: submitted.id }, query: { waitMs: POLL_WAIT_MS } } });
+        const final = (await call).response.status === 200;
+        const task = await ok(call);
         backoff.reset();
         progress.show(task.status);
         if (final) return task;

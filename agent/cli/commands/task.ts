@@ -1,3 +1,4 @@
+import { ok } from "../../client/index.ts";
 import { COMMON_HELP, connection, positionals } from "../args.ts";
 import type { Command } from "../command.ts";
 
@@ -13,8 +14,8 @@ ${COMMON_HELP}
   options: {},
   async run(parsed, io) {
     const [id = ""] = positionals(parsed, ["id"]);
-    const { client } = connection(parsed.values, io);
-    io.out(`${JSON.stringify(await client.getTask(id), null, 2)}\n`);
+    const { api } = connection(parsed.values, io);
+    io.out(`${JSON.stringify(await ok(api.GET("/v1/tasks/{id}", { params: { path: { id } } })), null, 2)}\n`);
     return 0;
   },
 };

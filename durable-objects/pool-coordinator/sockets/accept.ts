@@ -25,7 +25,7 @@ export async function acceptAgentSocket(request: Request, host: AcceptHost): Pro
   const principal = JSON.parse(request.headers.get(SOCKET_UPGRADE_HEADERS.principal) ?? "null") as Principal | null;
   const agentId = request.headers.get(SOCKET_UPGRADE_HEADERS.agent);
   if (principal === null || agentId === null || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    return refuse(new ApiError("invalid_request", "expected an agent WebSocket upgrade").toBody());
+    return refuse(new ApiError("invalid_request", "expected an agent WebSocket upgrade", [{ field: "(header) upgrade", message: "expected an upgrade from the connect route" }]).toBody());
   }
   const opened = host.apply((core, now) => {
     core.requireCertificate(principal);
