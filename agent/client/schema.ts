@@ -60,7 +60,7 @@ export interface paths {
             cookie?: never;
         };
         /** The dashboard */
-        get: operations["get"];
+        get: operations["getRoot"];
         put?: never;
         post?: never;
         delete?: never;
@@ -991,7 +991,7 @@ export interface operations {
             default: components["responses"]["OtherError"];
         };
     };
-    get: {
+    getRoot: {
         parameters: {
             query?: never;
             header?: never;

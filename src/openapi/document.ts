@@ -90,6 +90,12 @@ function parametersOf(schema: z.ZodType | undefined, where: "path" | "query", co
   }));
 }
 
+/** `getV1TasksId` for `GET /v1/tasks/:id`; the dashboard at `/` is `getRoot`. */
+function operationIdOf(spec: AnySpec): string {
+  const path = spec.path === "/" ? "/root" : spec.path;
+  return `${spec.method}${path.replace(/\/:?(\w)/g, (_, ch: string) => ch.toUpperCase()).replace(/[^A-Za-z0-9]/g, "")}`;
+}
+
 export interface ApiInfo {
   title: string;
   version: string;
@@ -117,7 +123,7 @@ export function openApiDocument(specs: readonly AnySpec[], info: ApiInfo, server
     const operation: Json = {
       summary: spec.summary,
       tags: [spec.tag],
-      operationId: `${spec.method}${spec.path.replace(/\/:?(\w)/g, (_, ch: string) => ch.toUpperCase()).replace(/[^A-Za-z0-9]/g, "")}`,
+      operationId: operationIdOf(spec),
       parameters: [...parametersOf(spec.params, "path", components), ...parametersOf(spec.query, "query", components)],
       responses,
       security: spec.public ? [] : [{ bearer: [] }],

@@ -1,0 +1,107 @@
+// The Portman configuration of `npm run check:contract`: contract tests for every operation of the OpenAPI
+// document (status, content type, JSON body, schema, headers), run by Newman against a live mesh. Portman makes
+// one request per operation from the document's schemas; the overwrites and variables below give those requests
+// real data (a task that exists, the lease token of a task leased a moment before), in an order that produces it.
+const op = (method, path) => `${method}::${path}`;
+
+/** The operations in the order they run; Portman runs folders (the document's tags) in `orderOfFolders`. */
+export const ORDER = [
+  op("POST", "/v1/tenants/{tenant}/keys"),
+  op("GET", "/v1/tenants/{tenant}/keys"),
+  op("POST", "/v1/auth/token"),
+  op("DELETE", "/v1/tenants/{tenant}/keys/{id}"),
+  op("GET", "/v1/audit"),
+  op("GET", "/v1/audit/verify"),
+  op("POST", "/v1/tasks"),
+  op("POST", "/v1/tasks/batch"),
+  op("GET", "/v1/tasks/{id}"),
+  op("GET", "/v1/tasks/{id}/result"),
+  op("POST", "/v1/tasks/{id}/cancel"),
+  op("POST", "/v1/pools/{pool}/agents"),
+  op("GET", "/v1/pools/{pool}/agents"),
+  op("GET", "/v1/pools/{pool}/agents/{agentId}"),
+  op("POST", "/v1/pools/{pool}/agents/{agentId}/heartbeat"),
+  op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"),
+  op("POST", "/v1/tasks/{id}/extend"),
+  op("POST", "/v1/tasks/{id}/complete"),
+  op("POST", "/v1/tasks/{id}/fail"),
+  op("POST", "/v1/tasks/settle"),
+  op("GET", "/v1/pools/{pool}/agents/{agentId}/connect"),
+  op("PATCH", "/v1/pools/{pool}/agents/{agentId}"),
+  op("DELETE", "/v1/pools/{pool}/agents/{agentId}"),
+];
+
+const body = (operation, value) => ({ openApiOperation: operation, overwriteRequestBody: [{ key: ".", value, overwrite: true }] });
+const path = (operation, vars) => ({ openApiOperation: operation, overwriteRequestPathVariables: Object.entries(vars).map(([key, value]) => ({ key, value, overwrite: true })) });
+const query = (operation, vars) => ({ openApiOperation: operation, overwriteRequestQueryParams: Object.entries(vars).map(([key, value]) => (value === null ? { key, remove: true } : { key, value, overwrite: true })) });
+const assign = (operation, vars) => ({ openApiOperation: operation, collectionVariables: Object.entries(vars).map(([name, responseBodyProp]) => ({ name, responseBodyProp })) });
+
+export function portmanConfig({ pool, tenant }) {
+  const agent = { pool, agentId: "contract-agent" };
+  return {
+    version: 1.0,
+    tests: {
+      contractTests: [
+        { openApiOperation: "*::/*", excludeForOperations: [op("GET", "/v1/pools/{pool}/agents/{agentId}/connect")], statusSuccess: { enabled: true } },
+        { openApiOperation: "*::/*", contentType: { enabled: true } },
+        { openApiOperation: "*::/*", jsonBody: { enabled: true } },
+        { openApiOperation: "*::/*", schemaValidation: { enabled: true } },
+        { openApiOperation: "*::/*", headersPresent: { enabled: true } },
+        // The connect route opens a WebSocket; a plain request without Upgrade is refused as documented.
+        { openApiOperation: op("GET", "/v1/pools/{pool}/agents/{agentId}/connect"), openApiResponse: "400", statusCode: { enabled: true, code: 400 } },
+      ],
+      contentTests: [],
+      extendTests: [],
+      variationTests: [],
+    },
+    assignVariables: [
+      assign(op("POST", "/v1/tenants/{tenant}/keys"), { keyId: "id", apiKey: "key" }),
+      assign(op("POST", "/v1/tasks"), { taskId: "id" }),
+      assign(op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"), { leased0: "tasks[0].id", token0: "tasks[0].leaseToken", leased1: "tasks[1].id", token1: "tasks[1].leaseToken", leased2: "tasks[2].id", token2: "tasks[2].leaseToken" }),
+    ],
+    overwrites: [
+      path("*::/v1/tenants/{tenant}/keys", { tenant }),
+      path(op("DELETE", "/v1/tenants/{tenant}/keys/{id}"), { tenant, id: "{{keyId}}" }),
+      body(op("POST", "/v1/tenants/{tenant}/keys"), { name: "contract", roles: ["client"] }),
+      body(op("POST", "/v1/auth/token"), { apiKey: "{{apiKey}}" }),
+      query(op("GET", "/v1/audit"), { tenant: null, cursor: null, limit: "5" }),
+      query(op("GET", "/v1/audit/verify"), { tenant: null }),
+      body(op("POST", "/v1/tasks"), { type: `${pool}.work`, payload: { n: 1 } }),
+      body(op("POST", "/v1/tasks/batch"), { tasks: [{ type: `${pool}.work` }, { type: `${pool}.work` }, { type: `${pool}.work` }] }),
+      path(op("GET", "/v1/tasks/{id}"), { id: "{{taskId}}" }),
+      path(op("GET", "/v1/tasks/{id}/result"), { id: "{{taskId}}" }),
+      query(op("GET", "/v1/tasks/{id}/result"), { waitMs: "0" }),
+      path(op("POST", "/v1/tasks/{id}/cancel"), { id: "{{taskId}}" }),
+      path(op("POST", "/v1/pools/{pool}/agents"), { pool }),
+      body(op("POST", "/v1/pools/{pool}/agents"), { agentId: agent.agentId, maxConcurrency: 5 }),
+      path(op("GET", "/v1/pools/{pool}/agents"), { pool }),
+      path("*::/v1/pools/{pool}/agents/{agentId}*", agent),
+      body(op("POST", "/v1/pools/{pool}/agents/{agentId}/heartbeat"), { load: { currentLoad: 0.2, queueDepth: 0, avgLatencyMs: 10 } }),
+      body(op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"), { max: 3, waitMs: 0 }),
+      path(op("POST", "/v1/tasks/{id}/extend"), { id: "{{leased0}}" }),
+      body(op("POST", "/v1/tasks/{id}/extend"), { leaseToken: "{{token0}}", extendMs: 60000 }),
+      path(op("POST", "/v1/tasks/{id}/complete"), { id: "{{leased0}}" }),
+      body(op("POST", "/v1/tasks/{id}/complete"), { leaseToken: "{{token0}}", result: { ok: true } }),
+      path(op("POST", "/v1/tasks/{id}/fail"), { id: "{{leased1}}" }),
+      body(op("POST", "/v1/tasks/{id}/fail"), { leaseToken: "{{token1}}", error: { message: "contract" }, retryable: false }),
+      body(op("POST", "/v1/tasks/settle"), { items: [{ action: "complete", id: "{{leased2}}", leaseToken: "{{token2}}", result: 1 }] }),
+      body(op("PATCH", "/v1/pools/{pool}/agents/{agentId}"), { state: "paused" }),
+      path("*::/v1/pools/{pool}", { pool }),
+      path("*::/v1/pools/{pool}/*", { pool }),
+      query(op("GET", "/v1/pools/{pool}/tasks"), { status: "dead", limit: "10", cursor: null }),
+      body(op("POST", "/v1/pools/{pool}/dlq/redrive"), {}),
+      body(op("PUT", "/v1/pools/{pool}/config"), { heartbeatIntervalMs: 6000 }),
+      path("*::/v1/pools/{pool}/tenants/{tenant}", { pool, tenant: "default" }),
+      body(op("PUT", "/v1/pools/{pool}/tenants/{tenant}"), { weight: 2 }),
+    ],
+    globals: {
+      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "System"],
+      orderOfOperations: ORDER,
+      securityOverwrites: { bearer: { token: "{{bearerToken}}" } },
+      collectionPreRequestScripts: [],
+      keyValueReplacements: {},
+      valueReplacements: {},
+      rawReplacements: [],
+    },
+  };
+}
