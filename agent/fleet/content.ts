@@ -6,6 +6,9 @@
 //                 -> {"text": "Hello Ada", "words": 2, "characters": 9}
 // content.seo     {"title": "...", "body": "... (text or HTML)", "maxKeywords": 10}
 //                 -> {"slug", "title", "metaDescription", "words", "readingTimeMinutes", "keywords": [{"term", "count"}], "warnings"}
+// content.sleep   {"ms": 5000}  (0-60000) -> {"sleptMs": 5000}
+//                 a slow task that does nothing: for watching leases, timeouts and Ctrl-C draining by hand, and for
+//                 test/node/start.e2e.test.ts (a task in flight when `npm start` is stopped)
 //
 // A payload that does not fit (or a template that does not parse) fails the task with `retryable: false` and a
 // message naming the field, so it goes to the dead letter queue at once instead of being retried.
@@ -31,6 +34,8 @@ const SeoPayload = z.strictObject({
   body: z.string().min(1, "must not be empty").max(MAX_TEXT),
   maxKeywords: z.int().min(1).max(50).default(10),
 });
+
+const SleepPayload = z.strictObject({ ms: z.int().min(0).max(60_000) });
 
 export type RenderPayload = z.input<typeof RenderPayload>;
 export type SeoPayload = z.input<typeof SeoPayload>;
@@ -58,7 +63,26 @@ export async function seo(payload: unknown, context: HandlerContext): Promise<Se
   return seoSummary(input);
 }
 
+/** `content.sleep`: waits `ms` milliseconds, or fails at once when the task is aborted (timeout, lease lost). */
+export async function sleep(payload: unknown, context: HandlerContext): Promise<{ sleptMs: number }> {
+  const { ms } = parsePayload(SleepPayload, payload);
+  context.signal.throwIfAborted();
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(context.signal.reason);
+    };
+    const timer = setTimeout(() => {
+      context.signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    context.signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return { sleptMs: ms };
+}
+
 export default {
   "content.render": render,
   "content.seo": seo,
+  "content.sleep": sleep,
 } satisfies HandlerMap;

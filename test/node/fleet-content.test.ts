@@ -236,3 +236,25 @@ describe("content.seo", () => {
     expect(error.message).toBe(message);
   });
 });
+
+describe("content.sleep", () => {
+  const sleep = (payload: unknown, signal?: AbortSignal) => content["content.sleep"](payload, context("content.sleep", signal));
+
+  it("waits the given time", async () => {
+    const started = performance.now();
+    await expect(sleep({ ms: 50 })).resolves.toEqual({ sleptMs: 50 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+  });
+
+  it("stops waiting when the task is aborted", async () => {
+    const controller = new AbortController();
+    const slept = sleep({ ms: 60_000 }, controller.signal);
+    controller.abort(new Error("lease lost"));
+    await expect(slept).rejects.toThrow("lease lost");
+  });
+
+  it.each([[{}], [{ ms: -1 }], [{ ms: 60_001 }], [{ ms: 1.5 }]])("rejects the payload %j without retry", async (payload) => {
+    const error = await permanentFailure(sleep(payload));
+    expect(error.message).toMatch(/^invalid payload: ms: /);
+  });
+});
