@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, ROOT, startDevServer, type DevServer } from "../../scripts/dev-server.ts";
 import { main, USAGE } from "../../agent/cli/main.ts";
@@ -250,4 +250,20 @@ describe("bin/daa.mjs on an older Node", () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("missing <type>");
   });
+
+  // npx runs the package's own bin by installing the repository as a link into its cache (~/.npm/_npx), checking
+  // package.json's engines on the way: the first `npx daa` of a clone used to print EBADENGINE warnings there.
+  it.skipIf(oldNode === undefined)("npx daa --help with that Node's npx and a fresh npm cache: no npm warnings", () => {
+    const bin = dirname(oldNode ?? "node");
+    const cache = mkdtempSync(join(tmpdir(), "daa-npx-cache-"));
+    try {
+      const path = [bin, ...(process.env.PATH ?? "").split(delimiter).filter((d) => !d.includes("node_modules"))].join(delimiter);
+      const npx = spawnSync(join(bin, "npx"), ["--yes", "daa", "--help"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, PATH: path, npm_config_cache: cache } });
+      expect(npx.status, npx.stderr).toBe(0);
+      expect(npx.stdout).toBe(USAGE);
+      expect(npx.stderr).toBe("");
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
