@@ -179,6 +179,6 @@ describe.skipIf(process.platform === "win32")("npm start (scripts/start.mjs)", (
     process.kill(run.child.pid!, "SIGKILL");
     await run.exit;
     // SIGTERM to every group, SIGKILL 5 s later to what is left.
-    expect(await allGone(tree, 8_000)).toEqual([]);
+    expect(await allGone(tree, 10_000)).toEqual([]);
   }, 120_000);
 });
