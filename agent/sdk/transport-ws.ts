@@ -1,18 +1,26 @@
 // WebSocket transport (API.md, "WebSocket messages"): the mesh pushes leased tasks, never more than the credits
 // the agent gave with `ready`; outcomes, extensions, credits and heartbeats travel in `batch` messages collected for
 // a few milliseconds, which the mesh applies in one transaction. A closed socket is not a failure: leases survive
-// until heartbeats are missed, so the transport reconnects with backoff, sends what was unanswered over HTTP, and
-// gives its free slots as credits again on the new socket.
-import type { Load, SettleItem, SettleResult } from "./api.ts";
-import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { Batcher } from "./batcher.ts";
+// until heartbeats are missed, so each socket reconnects with backoff, sends what was unanswered over HTTP, and
+// gets credits again (ws-connection.ts).
+//
+// A pool may have several shards (API.md, "Shards, routing and shared state"). The agent is a member of each: the
+// home socket (dialled without `shard`) reaches its home shard, and when its hello lists the shards that serve
+// agents, the transport holds one more socket per other shard (`&shard=<id>`), following the list in hello and in
+// heartbeat answers. One credit budget covers every socket (ws-credits.ts); an outcome goes on the socket of the
+// shard that leased the task (a shard settles only its own tasks), or over HTTP while that socket is down. A hello
+// without `shards` (an older mesh) means one socket, as before.
+import type { Load, SettleItem } from "./api.ts";
+import type { BackoffOptions } from "./backoff.ts";
 import { sleep } from "./timers.ts";
 import { heartbeatOverHttp, type AgentApi, type Settler, type Transport, type TransportContext } from "./transport.ts";
-import { agentFrame, agentMessage, type AgentMessageInput } from "../../contract/wire/agent.ts";
-import { BatchEnvelope, MeshMessage } from "../../contract/wire/mesh.ts";
+import { connectUrl, ShardConnection, type ConnectionEvents, type HeartbeatAnswer, type HelloMessage, type Loss } from "./ws-connection.ts";
+import { planCredits } from "./ws-credits.ts";
+import type { AgentMessageInput } from "../../contract/wire/agent.ts";
+import { parseTaskId } from "../../contract/ids.ts";
 import { nodeSocket, type SocketEvents, type SocketFactory, type SocketLike } from "./socket.ts";
 
-export { nodeSocket, type SocketEvents, type SocketFactory, type SocketLike };
+export { connectUrl, nodeSocket, type SocketEvents, type SocketFactory, type SocketLike };
 
 /** Messages from the agent to the mesh (contract/wire/agent.ts). */
 export type AgentMessage = AgentMessageInput;
@@ -32,63 +40,65 @@ export interface WsTransportOptions extends TransportContext {
   batchMaxDelayMs?: number;
 }
 
-/** Cloudflare accepts frames up to 1 MiB; stay under it. */
-const MAX_FRAME_BYTES = 1_000_000;
+/** The mesh's close code for a shard that retired after a drain (its CLOSE.shardRetired). */
+export const CLOSE_SHARD_RETIRED = 4004;
 
-export function connectUrl(baseUrl: string, pool: string, agentId: string, token: string): string {
-  const url = new URL(`${baseUrl.replace(/\/+$/, "")}/v1/pools/${encodeURIComponent(pool)}/agents/${encodeURIComponent(agentId)}/connect`);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  // Node's WebSocket cannot set an Authorization header; the mesh takes the credential from ?token= on upgrades.
-  url.searchParams.set("token", token);
-  return url.toString();
-}
-
-interface Connection {
-  socket: SocketLike;
-  /** The mesh said hello: the socket is usable. */
-  live: boolean;
-  connectedAt: number;
-  helloTimer: ReturnType<typeof setTimeout> | null;
-}
+type ShardList = NonNullable<HelloMessage["shards"]>;
 
 export class WsTransport implements Transport {
   readonly name = "websocket";
   private readonly options: WsTransportOptions;
   private readonly factory: SocketFactory;
-  private readonly backoff: Backoff;
-  private readonly outbound: Batcher<AgentMessage>;
-  private conn: Connection | null = null;
-  /** Credits given on the current socket and not yet used by a pushed task. */
-  private credits = 0;
-  /** Sent on the current socket and not yet answered, per task id in sending order (the mesh answers in order). */
-  private readonly unanswered = new Map<string, SettleItem[]>();
+  private readonly events: ConnectionEvents;
+  /** Dialled without `shard`: the agent's home shard, whichever it is now. */
+  private readonly home: ShardConnection;
+  /** Sockets to the pool's other shards that serve agents, by shard id. */
+  private readonly others = new Map<string, ShardConnection>();
+  /** Shards that closed a socket as retired: never dialled again (shard ids are not reused). */
+  private readonly retired = new Set<string>();
+  private readonly leases = new LeaseShards();
+  private cursor = 0;
+  private grantQueued = false;
   private paused = false;
   private closed = false;
   private firstConnect: { resolve: () => void; reject: (err: Error) => void } | null = null;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: WsTransportOptions) {
     this.options = options;
     this.factory = options.socketFactory ?? nodeSocket;
-    this.backoff = new Backoff({ baseMs: 250, maxMs: 15_000, ...options.backoff });
-    this.outbound = new Batcher<AgentMessage>({
-      maxItems: options.batchMaxItems ?? 64,
-      maxDelayMs: options.batchMaxDelayMs ?? 3,
-      maxBytes: MAX_FRAME_BYTES,
-      sizeOf: (msg) => Buffer.byteLength(JSON.stringify(msg)),
-      send: (messages) => this.write(messages),
-    });
+    this.events = {
+      hello: (conn, msg) => this.onHello(conn, msg),
+      task: (conn, task) => {
+        this.leases.set(task.leaseToken, conn.shardId ?? null);
+        this.options.host.onTask(task);
+        // A push shows the shard has work: the next round may give it more (once for a whole frame of tasks).
+        this.grantSoon();
+      },
+      heartbeatAnswer: (conn, msg) => this.onHeartbeatAnswer(conn, msg),
+      settled: (item, result) => this.options.host.onSettled(item, result),
+      reroute: (item) => this.options.settler.send(item),
+      lost: (conn, loss) => this.onLost(conn, loss),
+      wanted: (conn) => this.wanted(conn),
+      log: (line) => this.options.host.log(line),
+    };
+    this.home = this.connection(null);
   }
 
+  /** The home socket is open. */
   get connected(): boolean {
-    return this.conn?.live === true;
+    return this.home.isLive;
   }
 
-  /** Resolves on the first `hello`; rejects if the first socket closes (or times out) before it. */
+  /** The shards this agent holds a socket to (open or reconnecting), the home shard first when known. */
+  get shards(): string[] {
+    return this.connections().flatMap((c) => c.shardId ?? c.target ?? []);
+  }
+
+  /** Resolves on the home socket's first `hello`; rejects if it closes (or times out) before it. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.firstConnect = { resolve, reject };
-      this.connect();
+      this.home.dial();
     });
   }
 
@@ -97,24 +107,25 @@ export class WsTransport implements Transport {
   }
 
   send(item: SettleItem): void {
-    if (!this.conn?.live) {
+    const delivered = item.action === "extend" ? this.leases.get(item.leaseToken) : this.leases.take(item.leaseToken);
+    const conn = this.route(item.id, delivered);
+    if (!conn?.isLive) {
+      // The settler reaches any shard by the task's id.
       this.options.settler.send(item);
       return;
     }
-    const queue = this.unanswered.get(item.id);
-    if (queue) queue.push(item);
-    else this.unanswered.set(item.id, [item]);
-    this.outbound.add(toMessage(item));
+    // A finished task's slot goes preferably back to the shard that delivered it (ws-credits.ts).
+    if (item.action !== "extend" && delivered !== undefined) conn.owed++;
+    conn.send(item);
   }
 
   async heartbeat(load: Load): Promise<void> {
-    // Over the socket the mesh answers with the agent's state and interval (a `heartbeat` message).
-    if (this.conn?.live) {
-      this.outbound.add(agentMessage.heartbeat(load));
-      return;
-    }
-    // Between sockets heartbeats go over HTTP too: missing them would fail the agent and give its leases away.
-    await heartbeatOverHttp(this.options, load);
+    // Each shard tracks the agent's liveness on its own: one sample of the agent's load goes on every open socket,
+    // and each answers with the agent's state and interval (a `heartbeat` message).
+    for (const conn of this.connections()) if (conn.isLive) conn.heartbeat(load);
+    // Without the home socket heartbeats go over HTTP (to the home shard): missing them would fail the agent and
+    // give its leases away.
+    if (!this.home.isLive) await heartbeatOverHttp(this.options, load);
   }
 
   pause(): void {
@@ -124,210 +135,202 @@ export class WsTransport implements Transport {
   async close(): Promise<void> {
     this.paused = true;
     this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.outbound.flush();
-    // Give the mesh a moment to answer what is in flight on the socket before letting go of it.
+    const all = this.connections();
+    for (const conn of all) conn.flush();
+    // Give the mesh a moment to answer what is in flight on the sockets before letting go of them.
     const deadline = Date.now() + 5_000;
-    while (this.conn?.live && this.unanswered.size > 0 && Date.now() < deadline) await sleep(10);
-    const conn = this.conn;
-    if (conn) this.drop(conn, 1000, "agent stopping");
+    while (all.some((c) => c.isLive && c.pendingAnswers > 0) && Date.now() < deadline) await sleep(10);
+    for (const conn of all) conn.stop(1000, "agent stopping");
     await this.options.settler.drain(10_000);
   }
 
-  // ---- connection ---------------------------------------------------------------------------------------------
+  // ---- connections --------------------------------------------------------------------------------------------
 
-  private connect(): void {
-    this.reconnectTimer = null;
+  private connection(target: string | null): ShardConnection {
     const { client, pool, agentId, token } = this.options;
-    const url = connectUrl(client.baseUrl, pool, agentId, token);
-    let conn: Connection | null = null;
-    // Events of a socket that was replaced are ignored: each handler checks it still owns `this.conn`.
-    const events: SocketEvents = {
-      onOpen: () => {},
-      onMessage: (text) => {
-        if (conn && this.conn === conn) this.receive(conn, text);
-      },
-      onClose: (code, reason) => {
-        if (conn && this.conn === conn) this.lost(conn, `closed (${code}${reason ? ` ${reason}` : ""})`);
-      },
-      onError: (message) => {
-        if (conn && this.conn === conn) this.options.host.log(`WebSocket error: ${message}`);
-      },
-    };
-    let socket: SocketLike;
-    try {
-      socket = this.factory(url, events);
-    } catch (err) {
-      this.failedDial(err instanceof Error ? err.message : String(err));
-      return;
-    }
-    conn = { socket, live: false, connectedAt: 0, helloTimer: null };
-    this.conn = conn;
-    const timeoutMs = this.options.helloTimeoutMs ?? 10_000;
-    conn.helloTimer = setTimeout(() => {
-      if (conn && this.conn === conn && !conn.live) this.drop(conn, 4000, `no hello within ${timeoutMs} ms`);
-    }, timeoutMs);
+    return new ShardConnection({
+      url: connectUrl(client.baseUrl, pool, agentId, token, target ?? undefined),
+      target,
+      label: target === null ? "WebSocket" : `WebSocket to shard ${target}`,
+      factory: this.factory,
+      events: this.events,
+      backoff: this.options.backoff,
+      stableMs: this.options.stableMs,
+      helloTimeoutMs: this.options.helloTimeoutMs,
+      batchMaxItems: this.options.batchMaxItems,
+      batchMaxDelayMs: this.options.batchMaxDelayMs,
+    });
   }
 
-  private failedDial(reason: string): void {
-    if (this.firstConnect) {
-      this.firstConnect.reject(new Error(`cannot open the WebSocket: ${reason}`));
-      this.firstConnect = null;
-      return;
-    }
-    this.scheduleReconnect(reason);
+  /** A socket to another shard is redialled while it is that shard's, and the home socket does not reach it. */
+  private wanted(conn: ShardConnection): boolean {
+    if (this.closed) return false;
+    if (conn === this.home) return true;
+    return conn.target !== null && this.others.get(conn.target) === conn && conn.target !== this.home.shardId;
   }
 
-  /** Closes `conn` on purpose and handles it as lost. */
-  private drop(conn: Connection, code: number, reason: string): void {
-    try {
-      conn.socket.close(code, reason);
-    } catch {
-      // already closing
-    }
-    if (this.conn === conn) this.lost(conn, reason);
+  /** The home socket first, then the others by shard number: the order credits rotate in. */
+  private connections(): ShardConnection[] {
+    const others = [...this.others.entries()].sort(([a], [b]) => Number(a) - Number(b) || a.localeCompare(b)).map(([, c]) => c);
+    return [this.home, ...others];
   }
 
-  private lost(conn: Connection, reason: string): void {
-    const wasLive = conn.live;
-    if (conn.helloTimer) clearTimeout(conn.helloTimer);
-    conn.live = false;
-    this.conn = null;
-    this.credits = 0;
-    // What waited in the batcher or on the socket unanswered goes over HTTP now; credits and heartbeats of a dead
-    // socket mean nothing.
-    this.outbound.flush();
-    const orphans = [...this.unanswered.values()].flat();
-    this.unanswered.clear();
-    for (const item of orphans) this.options.settler.send(item);
-    if (!wasLive && this.firstConnect) {
-      this.failedDial(reason);
-      return;
-    }
-    if (this.closed) return;
-    if (wasLive && Date.now() - conn.connectedAt >= (this.options.stableMs ?? 10_000)) this.backoff.reset();
-    this.scheduleReconnect(reason);
+  /**
+   * Where an outcome goes: the shard that delivered the lease, else the shard its id names, on the home socket when
+   * that is the home shard (or the mesh names no shards); null when no socket reaches that shard.
+   */
+  private route(id: string, delivered: string | null | undefined): ShardConnection | null {
+    const shard = delivered === undefined ? shardOfTaskId(id) : delivered;
+    if (shard === null || this.home.shardId === undefined || this.home.shardId === shard) return this.home;
+    return this.others.get(shard) ?? null;
   }
 
-  private scheduleReconnect(reason: string): void {
-    if (this.closed) return;
-    const delay = this.backoff.next();
-    this.options.host.log(`WebSocket ${reason}; reconnecting in ${delay} ms`);
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  // ---- messages -----------------------------------------------------------------------------------------------
-
-  private write(messages: AgentMessage[]): void {
-    const conn = this.conn;
-    // A socket that went away between queueing and flushing: its outcomes were rerouted by lost().
-    if (!conn?.live) return;
-    try {
-      conn.socket.send(agentFrame(messages));
-    } catch (err) {
-      this.drop(conn, 4001, `send failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  private receive(conn: Connection, text: string): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      this.options.host.log(`ignored a WebSocket frame that is not JSON: ${text.slice(0, 100)}`);
-      return;
-    }
-    this.handle(conn, parsed);
-  }
-
-  private handle(conn: Connection, value: unknown): void {
-    const batch = BatchEnvelope.safeParse(value);
-    if (batch.success) {
-      for (const message of batch.data.messages) this.handle(conn, message);
-      return;
-    }
-    const parsed = MeshMessage.safeParse(value);
-    if (!parsed.success) {
-      // The contract lets the mesh add message types; an agent that does not know one carries on.
-      this.options.host.log(`ignored an unknown WebSocket message: ${JSON.stringify(value).slice(0, 200)}`);
-      return;
-    }
-    const msg = parsed.data;
+  private onHello(conn: ShardConnection, msg: HelloMessage): void {
     const { host } = this.options;
-    switch (msg.type) {
-      case "hello": {
-        if (conn.helloTimer) clearTimeout(conn.helloTimer);
-        conn.helloTimer = null;
-        conn.live = true;
-        conn.connectedAt = Date.now();
-        this.credits = 0;
-        host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs });
-        if (this.firstConnect) {
-          this.firstConnect.resolve();
-          this.firstConnect = null;
-        } else {
-          host.log("WebSocket reconnected");
-        }
-        this.grant();
-        return;
+    host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs });
+    if (conn === this.home) {
+      if (this.firstConnect) {
+        this.firstConnect.resolve();
+        this.firstConnect = null;
       }
-      case "task": {
-        if (this.credits <= 0) host.log(`the mesh pushed task ${msg.task.id} without a credit; running it anyway`);
-        this.credits = Math.max(0, this.credits - 1);
-        host.onTask(msg.task);
-        return;
+      // After the old home retired, the new home may be a shard held by another socket: the mesh keeps the newer
+      // socket of an agent on a shard, so that one goes.
+      const twin = msg.shard === undefined ? undefined : this.others.get(msg.shard);
+      if (msg.shard !== undefined && twin) {
+        this.others.delete(msg.shard);
+        twin.stop(1000, "the home socket reaches this shard now");
       }
-      case "ack":
-        this.answer(msg.id, { id: msg.id, ok: true, status: msg.status, leaseExpiresAt: msg.leaseExpiresAt ?? null });
-        return;
-      case "error":
-        if (msg.id) this.answer(msg.id, { id: msg.id, ok: false, code: msg.error.code, message: msg.error.message });
-        else this.frameRefused(`${msg.error.code}: ${msg.error.message}`);
-        return;
-      case "heartbeat":
-        host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs, state: msg.state });
-        return;
+    } else if (msg.shard !== undefined && msg.shard !== conn.target) {
+      host.log(`${conn.label} reached shard ${msg.shard}`);
+    }
+    if (msg.shards && (conn === this.home || !this.home.isLive)) this.follow(msg.shards);
+    this.grant();
+  }
+
+  private onHeartbeatAnswer(conn: ShardConnection, msg: HeartbeatAnswer): void {
+    // The agent's lifecycle state is the home shard's to say; other shards only keep the interval in step.
+    if (conn === this.home) this.options.host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs, state: msg.state });
+    else this.options.host.onAgentInfo({ heartbeatIntervalMs: msg.heartbeatIntervalMs });
+    if (msg.shards && (conn === this.home || !this.home.isLive)) {
+      this.follow(msg.shards);
+      this.grant();
     }
   }
 
   /**
-   * An error without an id refuses a whole frame (not parsed, or not applied), and does not say which one: what is
-   * unanswered goes again over HTTP, whose answers are per item. Lease tokens make that safe: an outcome applied
-   * already is answered lease_lost, never applied twice.
+   * Holds one socket per listed shard besides the home one: opens the new ones, closes those no longer listed.
+   * The home socket's list counts; while it is down, any socket's does.
    */
-  private frameRefused(reason: string): void {
-    const pending = [...this.unanswered.values()].flat();
-    this.unanswered.clear();
-    this.options.host.log(`the mesh refused a frame (${reason})${pending.length > 0 ? `; sending ${pending.length} unanswered outcome(s) over HTTP` : ""}`);
-    for (const item of pending) this.options.settler.send(item);
+  private follow(shards: ShardList): void {
+    const home = this.home.shardId;
+    // A list without the socket's own shard comes from no mesh we know; one socket, as with an older mesh.
+    if (home === undefined) return;
+    const listed = new Map(shards.map((s) => [s.id, s.state === "draining" ? "draining" : "active"] as const));
+    this.home.serving = listed.get(home) ?? "active";
+    for (const [id, conn] of this.others) {
+      if (listed.has(id) && id !== home) continue;
+      this.others.delete(id);
+      this.options.host.log(`shard ${id} no longer serves agents; closing its socket`);
+      conn.stop(1000, "the shard no longer serves agents");
+    }
+    if (this.closed) return;
+    for (const [id, serving] of listed) {
+      if (id === home || this.retired.has(id)) continue;
+      let conn = this.others.get(id);
+      if (!conn) {
+        conn = this.connection(id);
+        this.others.set(id, conn);
+        conn.dial();
+      }
+      conn.serving = serving;
+    }
   }
 
-  /** The mesh answers each outcome of a task in the order they were sent. */
-  private answer(id: string, result: SettleResult): void {
-    const queue = this.unanswered.get(id);
-    const item = queue?.shift();
-    if (queue && queue.length === 0) this.unanswered.delete(id);
-    if (item) this.options.host.onSettled(item, result);
-    else if (!result.ok) this.options.host.log(`the mesh reported an error for ${id}: ${result.code}: ${result.message}`);
+  private onLost(conn: ShardConnection, { code, reason, wasLive }: Loss): boolean {
+    const { host } = this.options;
+    if (conn === this.home) {
+      if (!wasLive && this.firstConnect) {
+        this.firstConnect.reject(new Error(`cannot open the WebSocket: ${reason}`));
+        this.firstConnect = null;
+        return false;
+      }
+      // The home shard retired: dialling without `shard` reaches the agent's new home.
+      if (code === CLOSE_SHARD_RETIRED && conn.shardId !== undefined) {
+        this.retired.add(conn.shardId);
+        host.log(`home shard ${conn.shardId} retired; the home socket goes to the agent's new home shard`);
+      }
+    } else if (code === CLOSE_SHARD_RETIRED && conn.target !== null) {
+      this.retired.add(conn.target);
+      if (this.others.get(conn.target) === conn) this.others.delete(conn.target);
+      host.log(`shard ${conn.target} retired; its socket is not reopened`);
+      this.grant();
+      return false;
+    }
+    // The lost socket's credits are free again: the other sockets may take them.
+    this.grant();
+    return !this.closed;
   }
 
-  /** Tops the mesh's credits up to the agent's free slots. */
+  /** Offers free slots not yet given as credits to the open sockets (the rule is in ws-credits.ts). */
   private grant(): void {
-    if (this.paused || !this.conn?.live) return;
-    const want = this.options.host.freeSlots() - this.credits;
-    if (want <= 0) return;
-    this.credits += want;
-    this.outbound.add(agentMessage.ready(want));
+    if (this.paused || this.closed) return;
+    const all = this.connections();
+    const live = all.filter((c) => c.isLive);
+    if (live.length === 0) return;
+    const room = this.options.host.freeSlots() - live.reduce((n, c) => n + c.credits, 0);
+    if (room <= 0) return;
+    const plan = planCredits({
+      room,
+      sockets: live.map((c) => ({ outstanding: c.credits, owed: c.owed, pushed: c.pushed, active: c.serving === "active" })),
+      absent: all.filter((c) => !c.isLive && c.serving === "active").length,
+      cursor: this.cursor,
+    });
+    this.cursor = plan.cursor;
+    live.forEach((c, i) => {
+      c.give(plan.grants[i] ?? 0);
+      c.owed = 0;
+      c.pushed = 0;
+    });
+  }
+
+  private grantSoon(): void {
+    if (this.grantQueued) return;
+    this.grantQueued = true;
+    queueMicrotask(() => {
+      this.grantQueued = false;
+      this.grant();
+    });
   }
 }
 
-function toMessage(item: SettleItem): AgentMessage {
-  switch (item.action) {
-    case "complete":
-      return agentMessage.complete(item.id, item.leaseToken, item.result);
-    case "fail":
-      return agentMessage.fail(item.id, item.leaseToken, item.error, item.retryable);
-    case "extend":
-      return agentMessage.extend(item.id, item.leaseToken, item.extendMs);
+function shardOfTaskId(id: string): string | null {
+  const home = parseTaskId(id);
+  return home ? String(home.shard) : null;
+}
+
+/** Which shard delivered each lease held, by lease token: outcomes go back there. */
+class LeaseShards {
+  /** More than any agent runs at once; beyond it the oldest entries go (their outcomes are routed by task id). */
+  private static readonly MAX = 10_000;
+  private readonly byToken = new Map<string, string | null>();
+
+  set(leaseToken: string, shard: string | null): void {
+    this.byToken.delete(leaseToken);
+    this.byToken.set(leaseToken, shard);
+    if (this.byToken.size > LeaseShards.MAX) {
+      const oldest = this.byToken.keys().next();
+      if (!oldest.done) this.byToken.delete(oldest.value);
+    }
+  }
+
+  /** undefined: not delivered on a socket (or forgotten); null: by the home socket of a mesh without shards. */
+  get(leaseToken: string): string | null | undefined {
+    return this.byToken.get(leaseToken);
+  }
+
+  take(leaseToken: string): string | null | undefined {
+    const shard = this.byToken.get(leaseToken);
+    this.byToken.delete(leaseToken);
+    return shard;
   }
 }
