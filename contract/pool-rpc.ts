@@ -9,7 +9,7 @@
  * settlements do not bring a pool into existence, submits, registrations and configuration do.
  */
 import type { Outcome } from "./errors.ts";
-import type { AgentCounts, AgentInput, AgentLoad, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, PoolStats, Principal, RedriveOutcome, Settlement, SettlementResult, StatusCounts, SubmitOutcome, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "./records.ts";
+import type { AgentCounts, AgentInput, AgentLoad, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, Principal, RedriveOutcome, RouteReason, ShardLoad, ShardStats, Settlement, SettlementResult, StatusCounts, SubmitOutcome, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "./records.ts";
 
 export interface PoolRpc {
   // ---- tasks ------------------------------------------------------------------------------------------------
@@ -21,7 +21,7 @@ export interface PoolRpc {
    * dead or cancelled); creates the pool. Refuses as a whole: 400 unknown dependency (details index the inputs),
    * 429 quota (`details.scope = "quota"`).
    */
-  submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[]): Promise<Outcome<SubmitOutcome[]>>;
+  submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[], routed?: Partial<Record<RouteReason, number>>): Promise<Outcome<SubmitOutcome[]> & { load?: ShardLoad }>;
 
   /** Whether tasks with these idempotency keys (null: none) fit the tenant's quota. Out: null, or 429. Changes nothing. */
   checkQuota(principal: Principal, idempotencyKeys: (string | null)[]): Promise<Outcome<null>>;
@@ -111,7 +111,7 @@ export interface PoolRpc {
    */
   updateTenantValues(principal: Principal, tenant: string, patch: TenantValuesPatch): Promise<Outcome<TenantValues>>;
 
-  stats(principal: Principal): Promise<Outcome<PoolStats>>;
+  stats(principal: Principal): Promise<Outcome<ShardStats>>;
 
   counts(principal: Principal): Promise<Outcome<{ queue: StatusCounts; agents: AgentCounts }>>;
 

@@ -61,6 +61,8 @@ export interface TaskError {
 
 /** A submission as the coordinator takes it: validated, defaults applied, payload sealed. */
 export interface TaskInput {
+  /** A task id chosen by the gateway (it names this pool and shard), so an idempotency key can be claimed first. */
+  id?: string;
   type: string;
   /** JSON text (an envelope once sealed). */
   payload: string;
@@ -96,6 +98,8 @@ interface TaskFields {
   createdAt: number;
   updatedAt: number;
   runAfter: number | null;
+  /** The shard that holds the task now (its id names the one that created it; a drain moves it). */
+  shard: number;
 }
 
 /** A task, by status: a leased task has its agent and expiry, a final one when it finished. */
@@ -120,7 +124,8 @@ export type SettlementRefusal = "not_found" | "lease_lost" | "forbidden";
 export type SettlementResult =
   /** `tenant`: the task's, for the audit records of whoever settled it (not part of any response). */
   | { id: string; status: TaskStatus; leaseExpiresAt?: number; tenant: string }
-  | { id: string; error: { code: SettlementRefusal; message: string } };
+  /** `movedTo`: the task went to that shard in a drain (the gateway settles it there; not part of any response). */
+  | { id: string; error: { code: SettlementRefusal; message: string }; movedTo?: number };
 
 export interface AgentLoad {
   currentLoad: number;
@@ -136,6 +141,8 @@ export interface Resources {
 
 export interface AgentInput {
   agentId: string | null;
+  /** Whether this shard is the agent's home (default true); an agent is a member of every shard of its pool. */
+  home?: boolean;
   capabilities: string[];
   resources: Resources;
   maxConcurrency: number;
@@ -163,6 +170,21 @@ export interface AgentRecord {
   latencyMs: number | null;
   /** Tasks the mesh may still push to it over its WebSocket. */
   credits: number;
+  /** The shard that answered, and whether it is the agent's home (the gateway merges an agent's shards). */
+  shard: number;
+  home: boolean;
+}
+
+/** An agent as a new shard of its pool takes it over from an existing one: who registered it and what it is. */
+export interface AgentMember {
+  agentId: string;
+  tenant: string | null;
+  registeredBy: string | null;
+  capabilities: string[];
+  resources: Resources;
+  maxConcurrency: number;
+  /** JSON text of an object. */
+  metadata: string;
 }
 
 /** An agent as registration and heartbeats answer it: with the interval to keep. */
@@ -180,10 +202,25 @@ export interface PoolConfig {
   maxUnfinishedPerTenant: number;
   /** Agent operations need a client certificate that Cloudflare verified (mTLS). */
   requireClientCert: boolean;
+  /** How the pool's shards exchange their shared state (anti-entropy rounds). */
+  gossip: GossipConfig;
+}
+
+export const GOSSIP_TOPOLOGIES = ["auto", "star", "ring", "mesh"] as const;
+export type GossipSetting = (typeof GOSSIP_TOPOLOGIES)[number];
+/** The topology in use: `auto` is star below 4 shards, ring up to 16, mesh above. */
+export type Topology = Exclude<GossipSetting, "auto">;
+
+export interface GossipConfig {
+  /** Time between a shard's exchange rounds. */
+  intervalMs: number;
+  /** Peers per round in a mesh. */
+  fanout: number;
+  topology: GossipSetting;
 }
 
 /** A change of pool configuration: any subset of the fields; nested objects merge field by field. */
-export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker">> & { breaker?: Partial<PoolConfig["breaker"]> };
+export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker" | "gossip">> & { breaker?: Partial<PoolConfig["breaker"]>; gossip?: Partial<GossipConfig> };
 
 /** One tenant's own values in a pool (API.md, "Who may change what"), effective. */
 export interface TenantValues {
@@ -215,9 +252,20 @@ export interface PoolStats {
   latencyMs: { p50: number | null; p99: number | null; windowSeconds: number; samples: number };
 }
 
+/** One shard's stats, with what the Worker needs to add shards up (the histogram behind the latency quantiles). */
+export interface ShardStats extends PoolStats {
+  shard: number;
+  /** Submit-to-success durations of the latency window, by bucket of lib/histogram.ts. */
+  latencyCounts: number[];
+}
+
 /** Everything /metrics needs from one pool shard, read in one call. */
 export interface PoolMetrics {
   pool: string;
+  /** The shard that answered (the Worker adds a pool's shards up). */
+  shard: number;
+  /** Submit routing decisions this shard received, by reason (src/mesh/routing.ts). */
+  routing: Partial<Record<RouteReason, number>>;
   tasks: { tenant: string; status: TaskStatus; count: number }[];
   agents: AgentCounts;
   /** Circuit breaker state of each agent. */
@@ -237,6 +285,8 @@ export interface SubmitOutcome {
 export interface ListPage {
   tasks: TaskRecord[];
   cursor: string | null;
+  /** The shard's cursor after each task (the Worker's merged cursor over shards moves by these; not in answers). */
+  after?: string[];
 }
 
 export interface RedriveOutcome {
@@ -255,4 +305,49 @@ export interface KeyRecord {
   pool: string | null;
   createdAt: number;
   revokedAt: number | null;
+}
+
+// ---- shards (API.md, "Shards, routing and shared state") ------------------------------------------------------
+
+/** Durable Object location hints: where a shard's coordinator is created on Cloudflare (ignored by wrangler dev). */
+export const REGIONS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type Region = (typeof REGIONS)[number];
+
+export const SHARD_STATES = ["active", "draining", "retired"] as const;
+export type ShardState = (typeof SHARD_STATES)[number];
+
+export interface ShardRecord {
+  /** 0, 1, ...: never reused. */
+  id: number;
+  region: Region | null;
+  state: ShardState;
+  createdAt: number;
+}
+
+/** A pool's shards as the directory holds them; `version` goes up with every change. */
+export interface ShardList {
+  pool: string;
+  version: number;
+  shards: ShardRecord[];
+}
+
+/**
+ * Why the Worker sent a task to the shard it did: the only active shard, the lowest expected time to start, the
+ * caller's region among tied shards, rotation among exact ties, avoiding a failing shard, or a retry after a shard
+ * refused (it drains, or the tenant's share of the quota there is used up).
+ */
+export const ROUTE_REASONS = ["only", "latency", "region", "rotation", "avoiding", "retry", "dependency", "key"] as const;
+export type RouteReason = (typeof ROUTE_REASONS)[number];
+
+/** What a shard says of its load on every answer: the router's expected wait is queued over drain rate. */
+export interface ShardLoad {
+  shard: number;
+  /** Tasks ready to lease now. */
+  queued: number;
+  /** Tasks leased per second over the last minute (0: none measured). */
+  drainPerSec: number;
+  /** Running agents homed here. */
+  agents: number;
+  /** When the shard measured this (ms since the epoch): a load heard through gossip is older. */
+  at: number;
 }

@@ -1,4 +1,4 @@
-import type { AgentRecord, LeasedTask, TaskRecord } from "../contract/records.ts";
+import type { AgentRecord, LeasedTask, ShardRecord, StatusCounts, TaskRecord } from "../contract/records.ts";
 import type { LeasedTaskJson, TaskJson } from "../contract/wire/task.ts";
 
 /** Records of the coordinators turned into the API's JSON (contract/wire/task.ts): timestamps as ISO 8601, payloads parsed. */
@@ -40,6 +40,7 @@ export function presentTask(task: TaskRecord): TaskJson {
     runAfter: isoOrNull(task.runAfter),
     finishedAt: isoOrNull(task.finishedAt),
     leaseExpiresAt: isoOrNull(task.leaseExpiresAt),
+    shard: String(task.shard),
   };
 }
 
@@ -64,5 +65,11 @@ export function presentAgent(agent: AgentRecord) {
     registeredAt: iso(agent.registeredAt),
     latencyMs: agent.latencyMs,
     credits: agent.credits,
+    shard: String(agent.shard),
   };
+}
+
+/** A shard as the API shows it (`GET /v1/pools/:pool/shards`). */
+export function presentShard(view: { shard: ShardRecord; queue: StatusCounts; agents: number }) {
+  return { id: String(view.shard.id), region: view.shard.region, state: view.shard.state, createdAt: iso(view.shard.createdAt), queue: view.queue, agents: view.agents };
 }

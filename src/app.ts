@@ -7,6 +7,7 @@ import { agentRoutes } from "./routes/agents.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { poolRoutes } from "./routes/pools.ts";
+import { shardRoutes } from "./routes/shards.ts";
 import { API_INFO, systemRoutes } from "./routes/system.ts";
 import { openApiDocument } from "./openapi/document.ts";
 import { taskRoutes } from "./routes/tasks.ts";
@@ -30,6 +31,7 @@ function declareRoutes(routes: Routes): Routes {
   taskRoutes(routes);
   agentRoutes(routes);
   poolRoutes(routes);
+  shardRoutes(routes);
   authRoutes(routes);
   auditRoutes(routes);
   return routes;

@@ -4,6 +4,7 @@ export { PoolCoordinator } from "../durable-objects/pool-coordinator/index.ts";
 export { MeshDirectory } from "../durable-objects/mesh-directory/index.ts";
 export { KeyStore } from "../durable-objects/key-store/index.ts";
 export { AuditLog } from "../durable-objects/audit-log/index.ts";
+export { KeyIndex } from "../durable-objects/key-index/index.ts";
 
 const app = createApp();
 

@@ -431,6 +431,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pools/{pool}/shards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A pool's shards: state, region, queue and agents of each, and the gossip topology in use */
+        get: operations["getV1PoolsPoolShards"];
+        put?: never;
+        /** Add a shard (a coordinator) to a pool: operators and the bootstrap key only */
+        post: operations["postV1PoolsPoolShards"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/shards/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Drain a shard: it takes no new tasks, hands its queued ones to the active shards, and retires once it holds nothing unfinished */
+        post: operations["postV1PoolsPoolShardsIdDrain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/keys": {
         parameters: {
             query?: never;
@@ -613,6 +648,8 @@ export interface components {
             runAfter: string | null;
             finishedAt: string | null;
             leaseExpiresAt: string | null;
+            /** @description the shard that holds the task (its id names the one that created it) */
+            shard: string;
         };
         TaskError: {
             message: string;
@@ -693,8 +730,10 @@ export interface components {
             registeredAt: string;
             /** @description the coordinator's EWMA of this agent's lease-to-completion time */
             latencyMs: number | null;
-            /** @description tasks the mesh may still push over the agent's WebSocket */
+            /** @description tasks the mesh may still push over the agent's WebSockets */
             credits: number;
+            /** @description the agent's home shard (it serves every shard of the pool) */
+            shard: string;
         };
         Load: {
             /** @description Default: 0. */
@@ -744,6 +783,8 @@ export interface components {
              * @description ISO 8601
              */
             leaseExpiresAt: string;
+            /** @description the shard that holds the task (its id names the one that created it) */
+            shard: string;
             attempt: number;
             leaseToken: string;
         };
@@ -781,6 +822,18 @@ export interface components {
             maxUnfinishedPerTenant: number;
             /** @description agent operations need a client certificate Cloudflare verified (mTLS) */
             requireClientCert: boolean;
+            gossip: components["schemas"]["GossipConfig"];
+        };
+        GossipConfig: {
+            /** @description time between a shard's anti-entropy rounds */
+            intervalMs: number;
+            /** @description peers per round in a mesh */
+            fanout: number;
+            /**
+             * @description auto: star below 4 shards, ring up to 16, mesh above
+             * @enum {string}
+             */
+            topology: "auto" | "star" | "ring" | "mesh";
         };
         TenantValues: {
             pool: string;
@@ -791,6 +844,25 @@ export interface components {
             weight: number;
             /** @description GPU-seconds the tenant may use per hour; null: no limit */
             gpuSecondsPerHour: number | null;
+        };
+        Shard: {
+            /** @description a shard of the pool: 0, 1, ... */
+            id: string;
+            region: ("wnam" | "enam" | "sam" | "weur" | "eeur" | "apac" | "oc" | "afr" | "me") | null;
+            /**
+             * @description active: takes new tasks; draining: hands its queued tasks over; retired: holds nothing unfinished
+             * @enum {string}
+             */
+            state: "active" | "draining" | "retired";
+            /**
+             * Format: date-time
+             * @description ISO 8601
+             */
+            createdAt: string;
+            /** @description the shard's tasks by status */
+            queue: components["schemas"]["QueueCounts"];
+            /** @description agents at home on the shard */
+            agents: number;
         };
         ApiKey: {
             id: string;
@@ -910,6 +982,8 @@ export interface components {
     headers: {
         /** @description Seconds to wait before trying again */
         RetryAfter: number;
+        /** @description The shard the task went to (`0`, `1`, ...); for a batch, every shard its tasks went to, comma-separated */
+        Shard: string;
     };
     pathItems: never;
 }
@@ -1053,6 +1127,7 @@ export interface operations {
             /** @description the task this idempotency key already created */
             200: {
                 headers: {
+                    "x-daa-shard": components["headers"]["Shard"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1062,6 +1137,7 @@ export interface operations {
             /** @description created */
             201: {
                 headers: {
+                    "x-daa-shard": components["headers"]["Shard"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1096,6 +1172,7 @@ export interface operations {
             /** @description the tasks in input order */
             201: {
                 headers: {
+                    "x-daa-shard": components["headers"]["Shard"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1526,8 +1603,10 @@ export interface operations {
                         registeredAt: string;
                         /** @description the coordinator's EWMA of this agent's lease-to-completion time */
                         latencyMs: number | null;
-                        /** @description tasks the mesh may still push over the agent's WebSocket */
+                        /** @description tasks the mesh may still push over the agent's WebSockets */
                         credits: number;
+                        /** @description the agent's home shard (it serves every shard of the pool) */
+                        shard: string;
                         heartbeatIntervalMs: number;
                     };
                 };
@@ -1720,8 +1799,10 @@ export interface operations {
                         registeredAt: string;
                         /** @description the coordinator's EWMA of this agent's lease-to-completion time */
                         latencyMs: number | null;
-                        /** @description tasks the mesh may still push over the agent's WebSocket */
+                        /** @description tasks the mesh may still push over the agent's WebSockets */
                         credits: number;
+                        /** @description the agent's home shard (it serves every shard of the pool) */
+                        shard: string;
                         heartbeatIntervalMs: number;
                     };
                 };
@@ -1784,7 +1865,12 @@ export interface operations {
     };
     getV1PoolsPoolAgentsAgentIdConnect: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the shard to connect to (default: the agent's home); an agent holds one socket per shard its hello lists */
+                shard?: string;
+                /** @description the credential, for WebSocket clients that cannot set Authorization */
+                token?: string;
+            };
             header?: never;
             path: {
                 /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
@@ -2030,6 +2116,12 @@ export interface operations {
                     retentionMs?: number;
                     maxUnfinishedPerTenant?: number;
                     requireClientCert?: boolean;
+                    gossip?: {
+                        intervalMs?: number;
+                        fanout?: number;
+                        /** @enum {string} */
+                        topology?: "auto" | "star" | "ring" | "mesh";
+                    };
                 };
             };
         };
@@ -2126,6 +2218,120 @@ export interface operations {
             /** @description not_found: another tenant's */
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1PoolsPoolShards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the shards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        shards: components["schemas"]["Shard"][];
+                        /**
+                         * @description the gossip topology in use
+                         * @enum {string}
+                         */
+                        topology: "star" | "ring" | "mesh";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such pool */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1PoolsPoolShards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description a Durable Object location hint (ignored by local wrangler dev)
+                     * @enum {string}
+                     */
+                    region?: "wnam" | "enam" | "sam" | "weur" | "eeur" | "apac" | "oc" | "afr" | "me";
+                };
+            };
+        };
+        responses: {
+            /** @description the new shard */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shard"];
+                };
+            };
+            /** @description invalid_request: unknown region */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such pool */
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1PoolsPoolShardsIdDrain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
+                pool: string;
+                /** @description a shard of the pool: 0, 1, ... */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the shard, now draining */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Shard"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such pool or shard */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: the last active shard, or a retired one */
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];

@@ -10,13 +10,25 @@ import { LeasedTaskWire, type LeasedTaskJson } from "./task.ts";
 
 const ErrorShape = z.looseObject({ code: z.string(), message: z.string() });
 
-export const HelloMessage = z.looseObject({ type: z.literal("hello"), agentId: z.string(), heartbeatIntervalMs: z.number().int().positive() });
+/** A shard of the agent's pool that serves agents (API.md, "Shards, routing and shared state"). */
+export const ShardEntry = z.looseObject({ id: z.string(), state: z.string() });
+/**
+ * `shard`: the shard this socket is connected to; `shards`: the pool's shards that serve agents (active and
+ * draining), so an agent can hold a socket to each (older meshes send neither: one socket, as before).
+ */
+export const HelloMessage = z.looseObject({
+  type: z.literal("hello"),
+  agentId: z.string(),
+  heartbeatIntervalMs: z.number().int().positive(),
+  shard: z.string().optional(),
+  shards: z.array(ShardEntry).optional(),
+});
 export const TaskMessage = z.looseObject({ type: z.literal("task"), task: LeasedTaskWire });
 export const AckMessage = z.looseObject({ type: z.literal("ack"), id: z.string(), status: z.string(), leaseExpiresAt: z.string().optional() });
 /** `id` null: the whole frame was refused (not parsed, or not applied). */
 export const ErrorMessage = z.looseObject({ type: z.literal("error"), id: z.string().nullish(), error: ErrorShape });
 /** The answer to a heartbeat frame: the agent's state and the interval to keep (an extension of the contract). */
-export const HeartbeatMessage = z.looseObject({ type: z.literal("heartbeat"), state: z.string(), heartbeatIntervalMs: z.number().int().positive() });
+export const HeartbeatMessage = z.looseObject({ type: z.literal("heartbeat"), state: z.string(), heartbeatIntervalMs: z.number().int().positive(), shards: z.array(ShardEntry).optional() });
 
 export const MeshMessage = z.discriminatedUnion("type", [HelloMessage, TaskMessage, AckMessage, ErrorMessage, HeartbeatMessage]);
 export type MeshMessage = z.infer<typeof MeshMessage>;
@@ -26,20 +38,27 @@ export const BatchEnvelope = z.looseObject({ type: z.literal("batch"), messages:
 
 // ---- builders (the mesh side) -------------------------------------------------------------------------------
 
+/** What a socket says of the pool's shards: its own, and every shard serving agents. */
+export interface ShardView {
+  shard: string;
+  shards: { id: string; state: "active" | "draining" }[];
+}
+
 export type OutgoingMessage =
-  | { type: "hello"; agentId: string; heartbeatIntervalMs: number }
+  | ({ type: "hello"; agentId: string; heartbeatIntervalMs: number } & Partial<ShardView>)
   | { type: "task"; task: LeasedTaskJson }
   | { type: "ack"; id: string; status: TaskStatus; leaseExpiresAt?: string }
   | { type: "error"; id: string | null; error: ErrorBody }
-  | { type: "heartbeat"; state: AgentState; heartbeatIntervalMs: number };
+  | { type: "heartbeat"; state: AgentState; heartbeatIntervalMs: number; shards?: ShardView["shards"] };
 
 export const meshMessage = {
-  hello: (agentId: string, heartbeatIntervalMs: number): OutgoingMessage => ({ type: "hello", agentId, heartbeatIntervalMs }),
+  hello: (agentId: string, heartbeatIntervalMs: number, view?: ShardView): OutgoingMessage => ({ type: "hello", agentId, heartbeatIntervalMs, ...view }),
   task: (task: LeasedTaskJson): OutgoingMessage => ({ type: "task", task }),
   ack: (id: string, status: TaskStatus, leaseExpiresAt?: number): OutgoingMessage =>
     leaseExpiresAt === undefined ? { type: "ack", id, status } : { type: "ack", id, status, leaseExpiresAt: new Date(leaseExpiresAt).toISOString() },
   error: (id: string | null, error: ErrorBody): OutgoingMessage => ({ type: "error", id, error }),
-  heartbeat: (state: AgentState, heartbeatIntervalMs: number): OutgoingMessage => ({ type: "heartbeat", state, heartbeatIntervalMs }),
+  heartbeat: (state: AgentState, heartbeatIntervalMs: number, shards?: ShardView["shards"]): OutgoingMessage =>
+    shards === undefined ? { type: "heartbeat", state, heartbeatIntervalMs } : { type: "heartbeat", state, heartbeatIntervalMs, shards },
 };
 
 /** One frame of messages: a single message as itself, several as a `batch`. */

@@ -28,6 +28,8 @@ export interface TaskJson {
   runAfter: string | null;
   finishedAt: string | null;
   leaseExpiresAt: string | null;
+  /** The shard that holds the task ("0", "1", ...). */
+  shard: string;
 }
 
 export interface LeasedTaskJson extends TaskJson {

@@ -1,5 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import { attempt, type Outcome } from "../../contract/errors.ts";
+import type { Region, ShardList, ShardRecord } from "../../contract/records.ts";
 import { migrate, tableExists, type Schema } from "../shared/migrations.ts";
+import { PoolShards, SHARDS_MIGRATION } from "./shards.ts";
 
 /** Version 1 is the directory as it was first made (before version rows existed: `pool_tenants` without `meta`). */
 export const DIRECTORY_SCHEMA: Schema = {
@@ -11,6 +14,7 @@ export const DIRECTORY_SCHEMA: Schema = {
       created_at INTEGER NOT NULL,
       PRIMARY KEY (pool, tenant)
     ) WITHOUT ROWID`,
+    /* 2: the shards of each pool, versioned */ SHARDS_MIGRATION,
   ],
   predatesVersions: (sql) => tableExists(sql, "pool_tenants"),
 };
@@ -21,14 +25,36 @@ export interface PoolEntry {
 }
 
 /**
- * The mesh's directory: which pools exist and which tenants use each. Pool coordinators record a tenant here
- * after its first write to the pool; the Worker reads it for `GET /v1/pools` and `/metrics`. One instance,
- * named "mesh".
+ * The mesh's directory: which pools exist, which tenants use each, and each pool's shards. Pool coordinators record
+ * a tenant here after its first write to the pool; the Worker reads it for `GET /v1/pools` and `/metrics`, and
+ * caches each pool's shard list (shards.ts). One instance, named "mesh".
  */
 export class MeshDirectory extends DurableObject<Env> {
+  private readonly shardsOf: PoolShards;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.transactionSync(() => migrate(ctx.storage.sql, DIRECTORY_SCHEMA));
+    this.shardsOf = new PoolShards(ctx.storage.sql);
+  }
+
+  async shards(pool: string): Promise<ShardList> {
+    return this.shardsOf.list(pool);
+  }
+
+  async addShard(pool: string, region: Region | null, at: number): Promise<Outcome<{ shard: ShardRecord; list: ShardList }>> {
+    return attempt(() => this.ctx.storage.transactionSync(() => ({ shard: this.shardsOf.add(pool, region, at), list: this.shardsOf.list(pool) })));
+  }
+
+  async drainShard(pool: string, shard: number, at: number): Promise<Outcome<{ shard: ShardRecord; list: ShardList }>> {
+    return attempt(() => this.ctx.storage.transactionSync(() => ({ shard: this.shardsOf.drain(pool, shard, at), list: this.shardsOf.list(pool) })));
+  }
+
+  async retireShard(pool: string, shard: number, at: number): Promise<ShardList> {
+    return this.ctx.storage.transactionSync(() => {
+      this.shardsOf.retire(pool, shard, at);
+      return this.shardsOf.list(pool);
+    });
   }
 
   /** Records that a tenant uses a pool; idempotent, the first time stays. */

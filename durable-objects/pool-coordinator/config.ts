@@ -12,13 +12,13 @@ export const DEFAULT_CONFIG: PoolConfig = {
   retentionMs: 7 * 24 * 3600 * 1000,
   maxUnfinishedPerTenant: 1_000_000,
   requireClientCert: false,
+  gossip: { intervalMs: 1_000, fanout: 2, topology: "auto" },
 };
 
 
 /** A patch merged into a config, nested `breaker` included. */
 export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolConfig {
-  const { breaker, ...rest } = patch;
-  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-  const breakerDefined = Object.fromEntries(Object.entries(breaker ?? {}).filter(([, v]) => v !== undefined));
-  return { ...current, ...defined, breaker: { ...current.breaker, ...breakerDefined } };
+  const { breaker, gossip, ...rest } = patch;
+  const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+  return { ...current, ...defined(rest), breaker: { ...current.breaker, ...defined(breaker) }, gossip: { ...(current.gossip ?? DEFAULT_CONFIG.gossip), ...defined(gossip) } };
 }

@@ -4,6 +4,7 @@
  * throughout: the shell (shell.ts) runs each call as one transaction and handles the rest.
  */
 import { ApiError } from "../../contract/errors.ts";
+import { ROUTE_REASONS } from "../../contract/records.ts";
 import type { Emit } from "../../contract/events.ts";
 import type {
   AgentInput,
@@ -16,11 +17,17 @@ import type {
   Principal,
   Settlement,
   SettlementResult,
+  RouteReason,
+  ShardList,
+  ShardLoad,
   SubmitOutcome,
   TaskInput,
   TenantValues,
   TenantValuesPatch,
 } from "../../contract/records.ts";
+import { ShardPeers } from "./shard/peers.ts";
+import type { MovingTask, PoolSnapshot } from "../../contract/shard-rpc.ts";
+import { applySnapshot, takeSnapshot } from "./shard/snapshot.ts";
 import { random01 } from "../../lib/random.ts";
 import type { Timers } from "../shared/timers.ts";
 import { AgentStore } from "./agents/index.ts";
@@ -38,6 +45,11 @@ export { poolNotFound } from "./tenants.ts";
 
 /** How often a pool that could not reach the directory tries again. */
 export const LISTING_RETRY_MS = 5_000;
+/** Tasks a draining shard hands over per alarm chunk, and how often it looks again while leases finish. */
+export const DRAIN_BATCH = 200;
+export const DRAIN_RECHECK_MS = 2_000;
+/** How long the load summary of a shard is reused before it is read again. */
+const LOAD_FRESH_MS = 500;
 
 /** The host slice of a pool shard's state: its storage, name, event sink and timers. */
 export interface PoolHost {
@@ -57,6 +69,8 @@ export class PoolCore {
   readonly tasks: TaskStore;
   readonly agents: AgentStore;
   readonly tenants: PoolTenants;
+  /** The pool's other shards, and whether this one drains. */
+  readonly peers: ShardPeers;
   /** Tasks by tenant and status (the task store keeps them). */
   readonly counts: StatusCountDeltas;
   private readonly sql: SqlStorage;
@@ -70,23 +84,71 @@ export class PoolCore {
     this.lanes = new LaneStore(sql);
     this.stats = new StatsStore(sql);
     this.tenants = new PoolTenants(sql, pool, () => this.config());
+    this.peers = new ShardPeers(sql, pool, shard);
     this.tasks = new TaskStore(sql, this.lanes, this.stats, emit, timers.set, {
       pool,
       shard,
       random01: host.random01 ?? random01,
       retentionMs: () => this.config().retentionMs,
-      maxUnfinished: (tenant) => this.tenants.maxUnfinished(tenant),
+      // Each active shard enforces its share of the tenant's quota (the gateway tries another when one is full).
+      maxUnfinished: (tenant) => Math.ceil(this.tenants.maxUnfinished(tenant) / this.peers.activeCount()),
+      quotaShards: () => this.peers.activeCount(),
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
       agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
     });
     this.counts = this.tasks.counts;
-    this.agents = new AgentStore({ sql, pool, inFlight: (agentId) => this.tasks.inFlight(agentId), config: () => this.config(), timer: timers.set, emit });
+    this.agents = new AgentStore({ sql, pool, shard, inFlight: (agentId) => this.tasks.inFlight(agentId), config: () => this.config(), timer: timers.set, emit });
     // Agents first: a failed agent's leases go back before the tasks' own deadlines are looked at.
     timers.register({ name: "agents", next: () => this.agents.nextTimer(), run: (now, limit) => this.agents.runTimers(now, limit, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now)) });
     timers.register({ name: "tasks", next: () => this.tasks.nextTimer(), run: (now, limit) => this.tasks.runTimers(now, limit) });
     // The listing itself is a call to the directory, made after the commit (shell.ts); this kind keeps the alarm
     // coming back while a tenant waits to be listed.
     timers.register({ name: "listing", next: (now) => (this.tenants.anyUnlisted() ? now + LISTING_RETRY_MS : null), run: () => 0 });
+    // A draining shard hands its movable tasks to the active shards a chunk at a time (the hand-over itself is an
+    // RPC made after the commit, shard/drain.ts), and looks again while leases finish, until it can retire.
+    timers.register({
+      name: "drain",
+      next: (now) => (!this.peers.draining || this.peers.self().state === "retired" ? null : this.tasks.movable() || this.tasks.outboxSize() > 0 ? now : now + DRAIN_RECHECK_MS),
+      run: (now, limit) => (this.peers.draining ? this.tasks.exportMovable(this.peers.activePeers().map((p) => p.id), Math.min(limit, DRAIN_BATCH), now) : 0),
+    });
+    timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });
+    this.timers = timers;
+  }
+
+  private readonly timers: Timers;
+  private cachedLoad: { at: number; load: ShardLoad } | null = null;
+
+  /** The load summary every answer carries (queued work, drain rate, agents), read at most every 500 ms. */
+  load(now: number): ShardLoad {
+    if (this.cachedLoad && now - this.cachedLoad.at < LOAD_FRESH_MS) return this.cachedLoad.load;
+    const queued = this.sql.exec<{ n: number | null }>("SELECT sum(n) AS n FROM status_counts WHERE status = 'queued'").one().n ?? 0;
+    const agents = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM agents WHERE home = 1 AND state = 'running'").one().n;
+    const load = { shard: this.shard, queued, drainPerSec: this.stats.rates(now).leased, agents, at: now };
+    this.cachedLoad = { at: now, load };
+    return load;
+  }
+
+  /** The pool's shard list from the Worker. A shard told it drains starts handing its tasks over. */
+  updatePeers(list: ShardList, now: number): ShardList {
+    if (this.peers.update(list) && this.peers.draining) this.timers.set(now);
+    return this.peers.current();
+  }
+
+  /** What a new shard of the pool copies from this one. */
+  snapshot(): PoolSnapshot {
+    return takeSnapshot(this, this.sql);
+  }
+
+  /** Becomes a shard of the snapshot's pool (a new shard, right after it was added). */
+  joinPool(snapshot: PoolSnapshot, now: number): void {
+    applySnapshot(this, this.sql, snapshot, now);
+    this.cachedConfig = null;
+    this.tenants.discard();
+  }
+
+  /** Tasks another shard hands over in a drain (their ids kept; one seen before is skipped). */
+  adopt(tasks: readonly MovingTask[], now: number): number {
+    return this.tasks.adopt(tasks, now);
   }
 
   /** Creates or upgrades the schema and records when the pool began. Call inside a transaction. */
@@ -150,6 +212,8 @@ export class PoolCore {
     this.agents.discardOutcomes();
     this.lanes.reload();
     this.tasks.counts.discard();
+    this.peers.discard();
+    this.cachedLoad = null;
     // A tenant first seen by the rolled-back transaction is not in the table after all.
     this.tenants.discard();
   }
@@ -163,9 +227,13 @@ export class PoolCore {
 
   // ---- tasks ------------------------------------------------------------------------------------------------
 
-  submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+  submit(principal: Principal, inputs: readonly TaskInput[], now: number, routed?: Partial<Record<RouteReason, number>>): SubmitOutcome[] {
+    this.peers.refuseIfDraining();
+    this.peers.refuseUnclaimedKeys(inputs);
     this.tenants.touch(principal, now);
-    return this.tasks.submit(principal, inputs, now);
+    const outcomes = this.tasks.submit(principal, inputs, now);
+    for (const reason of ROUTE_REASONS) this.stats.count(`routed.${reason}`, routed?.[reason] ?? 0);
+    return outcomes;
   }
 
   settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {

@@ -1,11 +1,12 @@
 /** What a pool shard shows of itself: counts by status, throughput and latency, and the figures of /metrics. */
-import type { AgentCounts, PoolMetrics, PoolStats, Principal, StatusCounts } from "../../contract/records.ts";
+import type { AgentCounts, PoolMetrics, Principal, ShardStats, StatusCounts } from "../../contract/records.ts";
 import type { AgentStore } from "./agents/index.ts";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, type StatsStore } from "./stats.ts";
 import type { StatusCountDeltas } from "./tasks/counts.ts";
 
 export interface Observed {
   pool: string;
+  shard: number;
   counts: StatusCountDeltas;
   agents: AgentStore;
   stats: StatsStore;
@@ -20,11 +21,13 @@ export function agentCounts(o: Observed): AgentCounts {
   return o.agents.countsByState();
 }
 
-export function poolStats(o: Observed, principal: Principal, now: number): PoolStats {
+export function poolStats(o: Observed, principal: Principal, now: number): ShardStats {
   const rates = o.stats.rates(now);
   const latency = o.stats.latency(now);
   return {
     pool: o.pool,
+    shard: o.shard,
+    latencyCounts: latency.counts,
     queue: statusCounts(o, principal),
     agents: agentCounts(o),
     throughput: {
@@ -43,6 +46,8 @@ export function poolMetrics(o: Observed, principal: Principal): PoolMetrics {
   const tasks = o.counts.rows();
   return {
     pool: o.pool,
+    shard: o.shard,
+    routing: o.stats.routing(),
     tasks: principal.allTenants ? tasks : tasks.filter((t) => t.tenant === principal.tenant),
     agents: agentCounts(o),
     breakers: o.agents.breakers(),

@@ -168,6 +168,26 @@ export const MIGRATIONS: readonly string[] = [
     gpu_seconds_per_hour REAL CHECK (gpu_seconds_per_hour >= 0)
   ) WITHOUT ROWID;
   `,
+  /*
+   * 9: shards. Tasks handed to another shard by a drain wait in moves_out until the target has them, then leave a
+   * forwarding record in moved (lookups by their old id keep working); an agent is a member of every shard of its
+   * pool, and home to one.
+   */ `
+  CREATE TABLE moves_out (
+    id TEXT PRIMARY KEY,
+    target INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX moves_out_by_target ON moves_out (target);
+  CREATE TABLE moved (
+    id TEXT PRIMARY KEY,
+    shard INTEGER NOT NULL,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX moved_by_at ON moved (at);
+  ALTER TABLE agents ADD COLUMN home INTEGER NOT NULL DEFAULT 1 CHECK (home IN (0, 1));
+  `,
 ];
 
 export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };

@@ -26,6 +26,8 @@ export interface ShellHost {
   list(pool: string, tenant: string, at: number): Promise<void>;
   /** Resolves once the pushes of committed leases are sent. */
   pushed(): Promise<void>;
+  /** Work that follows commits and needs other objects (a draining shard's hand-over). */
+  after(): Promise<void>;
 }
 
 export class PoolShell {
@@ -102,6 +104,7 @@ export class PoolShell {
     await this.host.timers.commit();
     for (const tenant of core.tenants.unlistedTenants()) await this.list(core, tenant);
     await this.host.pushed();
+    await this.host.after();
   }
 
   async alarm(): Promise<void> {

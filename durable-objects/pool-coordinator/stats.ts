@@ -2,10 +2,10 @@
  * Counters, rates and latency of one pool, kept in the pool's SQLite storage and written in the same
  * transaction as the change they count, so a restart loses nothing and a rolled-back change counts nothing.
  */
+import { ROUTE_REASONS, type RouteReason } from "../../contract/records.ts";
+import { boundIndex, boundValue, DURATION_BOUNDS_MS, quantileFromBuckets } from "../../lib/histogram.ts";
 
-/** Upper bounds (ms) of the duration histogram; the last bucket is +Inf. */
-export const DURATION_BOUNDS_MS = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 1_800_000] as const;
-const INF = Number.MAX_SAFE_INTEGER;
+export { boundIndex, boundValue, DURATION_BOUNDS_MS, quantileFromBuckets } from "../../lib/histogram.ts";
 
 /** Width of one rate / latency bucket, and how much history stats look at. */
 export const BUCKET_MS = 10_000;
@@ -19,52 +19,23 @@ export type CounterName = "submitted" | "leased" | "succeeded" | "failed" | "exp
 
 export const COUNTER_NAMES: readonly CounterName[] = ["submitted", "leased", "succeeded", "failed", "expired", "dead", "cancelled", "redriven", "purged"];
 
+/** Routing decisions of the Worker that sent tasks here, by reason (counters named `routed.<reason>`). */
+type RoutedName = `routed.${RouteReason}`;
+
 export function bucketOf(ms: number): number {
   return Math.floor(ms / BUCKET_MS);
-}
-
-/** Index of the histogram bucket a duration falls in. */
-export function boundIndex(ms: number): number {
-  const i = DURATION_BOUNDS_MS.findIndex((b) => ms <= b);
-  return i === -1 ? DURATION_BOUNDS_MS.length : i;
-}
-
-export function boundValue(index: number): number {
-  return index < DURATION_BOUNDS_MS.length ? DURATION_BOUNDS_MS[index]! : INF;
-}
-
-/**
- * A quantile from bucket counts, interpolated linearly inside the bucket it falls in (as Prometheus'
- * histogram_quantile does); the open last bucket answers its lower bound.
- */
-export function quantileFromBuckets(counts: readonly number[], q: number): number | null {
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (total === 0) return null;
-  const rank = q * total;
-  let seen = 0;
-  for (let i = 0; i < counts.length; i++) {
-    const n = counts[i]!;
-    if (n > 0 && seen + n >= rank) {
-      const lower = i === 0 ? 0 : DURATION_BOUNDS_MS[i - 1]!;
-      if (i >= DURATION_BOUNDS_MS.length) return lower;
-      const upper = DURATION_BOUNDS_MS[i]!;
-      return Math.round(lower + ((upper - lower) * (rank - seen)) / n);
-    }
-    seen += n;
-  }
-  return DURATION_BOUNDS_MS[DURATION_BOUNDS_MS.length - 1]!;
 }
 
 export class StatsStore {
   private lastPrunedBucket = 0;
   /** Counts and durations of the open transaction, written once by `flush` at its end. */
-  private readonly pendingCounts = new Map<CounterName, number>();
+  private readonly pendingCounts = new Map<CounterName | RoutedName, number>();
   private pendingDurations: number[] = [];
 
   constructor(private readonly sql: SqlStorage) {}
 
   /** Adds to a counter (and to the current rate bucket, at `flush`). */
-  count(name: CounterName, n: number): void {
+  count(name: CounterName | RoutedName, n: number): void {
     if (n > 0) this.pendingCounts.set(name, (this.pendingCounts.get(name) ?? 0) + n);
   }
 
@@ -130,6 +101,16 @@ export class StatsStore {
     return out;
   }
 
+  /** Routing decisions counted here, by reason. */
+  routing(): Partial<Record<RouteReason, number>> {
+    const out: Partial<Record<RouteReason, number>> = {};
+    for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM counters WHERE name LIKE 'routed.%'")) {
+      const reason = row.name.slice("routed.".length) as RouteReason;
+      if ((ROUTE_REASONS as readonly string[]).includes(reason)) out[reason] = row.value;
+    }
+    return out;
+  }
+
   /** Events per second over the last minute, per counter. */
   rates(now: number): Record<CounterName, number> {
     const from = bucketOf(now - RATE_WINDOW_MS) + 1;
@@ -146,9 +127,10 @@ export class StatsStore {
   }
 
   /** p50 / p99 of submit-to-success time over the last five minutes. */
-  latency(now: number): { p50: number | null; p99: number | null; samples: number } {
+  latency(now: number): { p50: number | null; p99: number | null; samples: number; counts: number[] } {
     const counts = this.histogram(bucketOf(now - LATENCY_WINDOW_MS) + 1).counts;
     return {
+      counts,
       p50: quantileFromBuckets(counts, 0.5),
       p99: quantileFromBuckets(counts, 0.99),
       samples: counts.reduce((a, b) => a + b, 0),

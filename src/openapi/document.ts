@@ -113,8 +113,9 @@ export function openApiDocument(specs: readonly AnySpec[], info: ApiInfo, server
     const responses: Json = {};
     for (const [status, res] of Object.entries(spec.responses)) {
       if (res.schema === ErrorSchema) continue;
+      const headers = res.headers ? { headers: Object.fromEntries(Object.entries(res.headers).map(([name, ref]) => [name, { $ref: `#/components/headers/${ref}` }])) } : {};
       responses[status] = res.schema
-        ? { description: res.description, content: { [res.contentType ?? "application/json"]: { schema: components.schema(res.schema, "output") } } }
+        ? { description: res.description, ...headers, content: { [res.contentType ?? "application/json"]: { schema: components.schema(res.schema, "output") } } }
         : res.contentType
           ? { description: res.description, content: { [res.contentType]: { schema: { type: "string" } } } }
           : { description: res.description };

@@ -11,9 +11,13 @@ type Json = Record<string, unknown>;
 const schema = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string): Json => ({ "application/json": { schema: schema(name) } });
 
-export const RESPONSE_HEADERS: Json = {
+export const RESPONSE_HEADERS = {
   RetryAfter: { description: "Seconds to wait before trying again", schema: { type: "integer", minimum: 1 } },
-};
+  Shard: {
+    description: "The shard the task went to (`0`, `1`, ...); for a batch, every shard its tasks went to, comma-separated",
+    schema: { type: "string", pattern: "^[0-9]+(,[0-9]+)*$" },
+  },
+} satisfies Record<string, Json>;
 
 /** The shared error responses (`#/components/responses/...`). */
 export const ERROR_RESPONSES: Record<string, Json> = {

@@ -4,6 +4,7 @@ import type { AppEnv, AuditNote, Caller } from "../env.ts";
 import { ApiError } from "../../contract/errors.ts";
 import { SYSTEM_TENANT } from "../../lib/audit/records.ts";
 import { readJsonBody } from "../middleware/body.ts";
+import type { RESPONSE_HEADERS } from "./responses.ts";
 import { actorName, authenticate, claimedKeyId } from "../security/credentials.ts";
 import { recordAudit } from "../security/audit.ts";
 import { allows, PUBLIC, rulesFor } from "../security/permissions.ts";
@@ -16,6 +17,8 @@ export interface ResponseSpec {
   schema?: z.ZodType;
   /** Content type when not JSON (e.g. the Prometheus exposition). */
   contentType?: string;
+  /** Headers of the answer, by name: names of `#/components/headers`. */
+  headers?: Record<string, keyof typeof RESPONSE_HEADERS>;
 }
 
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {

@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { ApiError, errorOfResponse, unwrap } from "../../contract/errors.ts";
+import { ApiError, errorOfResponse } from "../../contract/errors.ts";
 import { SOCKET_UPGRADE_HEADERS } from "../../contract/pool-rpc.ts";
 import { idsOfOtherTenants } from "../../lib/audit/records.ts";
 import { presentAgent, presentLeased } from "../../lib/present.ts";
 import { Gateway } from "../mesh/gateway.ts";
 import type { Routes } from "../openapi/route.ts";
-import { Agent, AgentParams, AgentsResponse, AgentWithInterval, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents.ts";
+import { Agent, AgentParams, ConnectQuery, AgentsResponse, AgentWithInterval, HeartbeatBody, LeaseBody, LeaseResponse, PatchAgent, PoolParams, RegisterAgent } from "../schemas/agents.ts";
 import { ErrorSchema } from "../schemas/common.ts";
 import { requirePoolBinding } from "../security/binding.ts";
 import { actorName, principalOf } from "../security/credentials.ts";
@@ -32,16 +32,13 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${body.agentId ?? "(id to be generated)"}` });
-      const home = new Gateway(c.env).placement.home(params.pool);
-      const agent = unwrap(
-        await home.registerAgent(c.var.caller, {
-          agentId: body.agentId ?? null,
-          capabilities: body.capabilities,
-          resources: body.resources,
-          maxConcurrency: body.maxConcurrency,
-          metadata: JSON.stringify(body.metadata),
-        }),
-      );
+      const agent = await new Gateway(c.env).agents.register(c.var.caller, params.pool, {
+        agentId: body.agentId ?? null,
+        capabilities: body.capabilities,
+        resources: body.resources,
+        maxConcurrency: body.maxConcurrency,
+        metadata: JSON.stringify(body.metadata),
+      });
       c.set("audit", { target: `${params.pool}/${agent.agentId}` });
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs }, 201);
     },
@@ -58,7 +55,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json({ agents: unwrap(await new Gateway(c.env).placement.home(params.pool).listAgents(c.var.caller)).map(presentAgent) });
+      return c.json({ agents: (await new Gateway(c.env).agents.list(c.var.caller, params.pool)).map(presentAgent) });
     },
   );
 
@@ -73,7 +70,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json(presentAgent(unwrap(await new Gateway(c.env).placement.home(params.pool).getAgent(c.var.caller, params.agentId))));
+      return c.json(presentAgent(await new Gateway(c.env).agents.get(c.var.caller, params.pool, params.agentId)));
     },
   );
 
@@ -96,7 +93,7 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${params.agentId} -> ${body.state}` });
-      return c.json(presentAgent(unwrap(await new Gateway(c.env).placement.home(params.pool).transitionAgent(c.var.caller, params.agentId, body.state))));
+      return c.json(presentAgent(await new Gateway(c.env).agents.transition(c.var.caller, params.pool, params.agentId, body.state)));
     },
   );
 
@@ -112,7 +109,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      unwrap(await new Gateway(c.env).placement.home(params.pool).deleteAgent(c.var.caller, params.agentId));
+      await new Gateway(c.env).agents.remove(c.var.caller, params.pool, params.agentId);
       return c.json({ deleted: true, agentId: params.agentId });
     },
   );
@@ -129,7 +126,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const agent = unwrap(await new Gateway(c.env).placement.home(params.pool).heartbeat(c.var.caller, params.agentId, body.load ?? null));
+      const agent = await new Gateway(c.env).agents.heartbeat(c.var.caller, params.pool, params.agentId, body.load ?? null);
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs });
     },
   );
@@ -147,7 +144,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const tasks = await new Gateway(c.env).lease(c.var.caller, params.pool, params.agentId, body.max, body.waitMs);
+      const tasks = await new Gateway(c.env).agents.lease(c.var.caller, params.pool, params.agentId, body.max, body.waitMs);
       // A shared agent leases other tenants' tasks: each of them gets a record of how many of its own went.
       const subjects = [...idsOfOtherTenants(tasks, c.var.caller.tenant)].map(([tenant, ids]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${ids.length} tasks` }));
       c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0, subjects });
@@ -163,13 +160,14 @@ export function agentRoutes(routes: Routes): void {
       tag: "Agents and leases",
       audit: "agent.connect",
       params: AgentParams,
+      query: ConnectQuery,
       responses: {
         101: { description: "switching protocols: the mesh sends hello, then tasks" },
         400: err("not a WebSocket upgrade"),
         404: err("no such agent"),
       },
     },
-    async (c, { params }) => {
+    async (c, { params, query }) => {
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("invalid_request", "this route opens a WebSocket: send Upgrade: websocket", [{ field: "(header) upgrade", message: "expected websocket" }]);
       requirePoolBinding(c.var.caller, params.pool);
       const headers = new Headers(c.req.raw.headers);
@@ -177,7 +175,9 @@ export function agentRoutes(routes: Routes): void {
       headers.set(SOCKET_UPGRADE_HEADERS.principal, JSON.stringify(principalOf(c.var.caller)));
       headers.set(SOCKET_UPGRADE_HEADERS.agent, params.agentId);
       headers.set(SOCKET_UPGRADE_HEADERS.actor, actorName(c.var.caller));
-      const res = await new Gateway(c.env).placement.home(params.pool).fetch(new Request(c.req.url, { headers }));
+      const gateway = new Gateway(c.env);
+      const shard = await gateway.agents.socketShard(c.var.caller, params.pool, params.agentId, query.shard === undefined ? null : Number(query.shard));
+      const res = await gateway.calls.on(params.pool, shard, (coordinator) => coordinator.fetch(new Request(c.req.url, { headers })));
       if (res.status !== 101) throw await errorOfResponse(res);
       return res;
     },

@@ -1,4 +1,3 @@
-import { unwrap } from "../../contract/errors.ts";
 import { presentTask } from "../../lib/present.ts";
 import { Gateway } from "../mesh/gateway.ts";
 import type { Routes } from "../openapi/route.ts";
@@ -30,9 +29,9 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "the pools", schema: PoolsResponse } },
     },
     async (c) => {
-      const { placement } = new Gateway(c.env);
-      const entries = await placement.directory().list(c.var.caller.allTenants ? null : c.var.caller.tenant);
-      const pools = await Promise.all(entries.map(async ({ pool }) => ({ pool, ...unwrap(await placement.home(pool).counts(c.var.caller)) })));
+      const gateway = new Gateway(c.env);
+      const entries = await gateway.placement.directory().list(c.var.caller.allTenants ? null : c.var.caller.tenant);
+      const pools = await Promise.all(entries.map(async ({ pool }) => ({ pool, ...(await gateway.pools.counts(c.var.caller, pool)) })));
       return c.json({ pools });
     },
   );
@@ -46,7 +45,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the stats", schema: PoolStatsResponse }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).stats(c.var.caller))),
+    async (c, { params }) => c.json(await new Gateway(c.env).pools.stats(c.var.caller, params.pool)),
   );
 
   routes.add(
@@ -60,7 +59,7 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "a page of tasks", schema: ListTasksResponse }, 400: err("bad query"), 404: err("no such pool") },
     },
     async (c, { params, query }) => {
-      const page = await new Gateway(c.env).listTasks(c.var.caller, params.pool, query.status ?? null, query.limit, query.cursor ?? null);
+      const page = await new Gateway(c.env).tasks.list(c.var.caller, params.pool, query.status ?? null, query.limit, query.cursor ?? null);
       return c.json({ tasks: page.tasks.map(presentTask), cursor: page.cursor });
     },
   );
@@ -76,7 +75,7 @@ export function poolRoutes(routes: Routes): void {
       body: RedriveBody,
       responses: { 200: { description: "how many were redriven", schema: RedriveResponse }, 404: err("no such pool") },
     },
-    async (c, { params, body }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).redrive(c.var.caller, body.ids ?? null))),
+    async (c, { params, body }) => c.json(await new Gateway(c.env).pools.redrive(c.var.caller, params.pool, body.ids ?? null)),
   );
 
   routes.add(
@@ -88,7 +87,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the configuration", schema: PoolConfigSchema }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).getConfig(c.var.caller))),
+    async (c, { params }) => c.json(await new Gateway(c.env).pools.config(c.var.caller, params.pool)),
   );
 
   routes.add(
@@ -104,7 +103,7 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       c.set("audit", { target: `${params.pool}: ${JSON.stringify(body)}` });
-      return c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).updateConfig(c.var.caller, body)));
+      return c.json(await new Gateway(c.env).pools.updateConfig(c.var.caller, params.pool, body));
     },
   );
 
@@ -117,7 +116,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolTenantParams,
       responses: { 200: { description: "the values", schema: TenantValuesSchema }, 404: err("no such pool, or another tenant's") },
     },
-    async (c, { params }) => c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).getTenantValues(c.var.caller, params.tenant))),
+    async (c, { params }) => c.json(await new Gateway(c.env).pools.tenantValues(c.var.caller, params.pool, params.tenant)),
   );
 
   routes.add(
@@ -138,7 +137,7 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       c.set("audit", { target: `${params.pool}/${params.tenant}: ${JSON.stringify(body)}`, tenant: params.tenant });
-      return c.json(unwrap(await new Gateway(c.env).placement.home(params.pool).updateTenantValues(c.var.caller, params.tenant, body)));
+      return c.json(await new Gateway(c.env).pools.updateTenantValues(c.var.caller, params.pool, params.tenant, body));
     },
   );
 }

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { unwrap } from "../../contract/errors.ts";
 import { DASHBOARD_HTML, DASHBOARD_JS } from "../dashboard.ts";
 import { Gateway } from "../mesh/gateway.ts";
 import { renderMetrics } from "../metrics.ts";
@@ -30,9 +29,9 @@ export function systemRoutes(routes: Routes): void {
     },
     async (c) => {
       const caller = c.var.caller;
-      const { placement } = new Gateway(c.env);
-      const pools = await placement.directory().list(caller.allTenants ? null : caller.tenant);
-      const metrics = await Promise.all(pools.map(async ({ pool }) => unwrap(await placement.home(pool).metrics(caller))));
+      const gateway = new Gateway(c.env);
+      const pools = await gateway.placement.directory().list(caller.allTenants ? null : caller.tenant);
+      const metrics = await Promise.all(pools.map(({ pool }) => gateway.pools.metrics(caller, pool)));
       return c.body(renderMetrics(metrics), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     },
   );

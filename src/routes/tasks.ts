@@ -5,6 +5,7 @@ import { DEFAULT_FAILURE } from "../../contract/wire/shapes.ts";
 import { batchSubjects, batchTarget } from "../../lib/audit/records.ts";
 import { presentTask } from "../../lib/present.ts";
 import { Gateway } from "../mesh/gateway.ts";
+import { regionOf } from "../mesh/routing.ts";
 import type { Routes } from "../openapi/route.ts";
 import { ErrorSchema } from "../schemas/common.ts";
 import {
@@ -53,14 +54,15 @@ export function taskRoutes(routes: Routes): void {
       audit: "task.submit",
       body: SubmitTask,
       responses: {
-        201: { description: "created", schema: Task },
-        200: { description: "the task this idempotency key already created", schema: Task },
+        201: { description: "created", schema: Task, headers: { "x-daa-shard": "Shard" } },
+        200: { description: "the task this idempotency key already created", schema: Task, headers: { "x-daa-shard": "Shard" } },
         400: err("invalid task"),
       },
     },
     async (c, { body }) => {
-      const [outcome] = await new Gateway(c.env).submit(c.var.caller, [body], false);
+      const [outcome] = await new Gateway(c.env).submitter.submit(c.var.caller, [body], false, regionOf(c.req.raw));
       if (!outcome) throw new Error("submit answered nothing");
+      c.header("x-daa-shard", String(outcome.task.shard));
       c.set("audit", { target: outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
       return c.json(presentTask(outcome.task), outcome.created ? 201 : 200);
     },
@@ -74,10 +76,11 @@ export function taskRoutes(routes: Routes): void {
       tag: "Tasks",
       audit: "task.submit_batch",
       body: SubmitBatch,
-      responses: { 201: { description: "the tasks in input order", schema: TasksResponse }, 400: err("invalid tasks") },
+      responses: { 201: { description: "the tasks in input order", schema: TasksResponse, headers: { "x-daa-shard": "Shard" } }, 400: err("invalid tasks") },
     },
     async (c, { body }) => {
-      const tasks = (await new Gateway(c.env).submit(c.var.caller, body.tasks, true)).map((o) => presentTask(o.task));
+      const tasks = (await new Gateway(c.env).submitter.submit(c.var.caller, body.tasks, true, regionOf(c.req.raw))).map((o) => presentTask(o.task));
+      c.header("x-daa-shard", [...new Set(tasks.map((t) => Number(t.shard)))].sort((a, b) => a - b).join(","));
       c.set("audit", { target: await batchTarget(tasks.map((t) => t.id)) });
       return c.json({ tasks }, 201);
     },
@@ -92,7 +95,7 @@ export function taskRoutes(routes: Routes): void {
       params: TaskIdParams,
       responses: { 200: { description: "the task", schema: Task }, 404: err("no such task") },
     },
-    async (c, { params }) => c.json(presentTask(await new Gateway(c.env).task(c.var.caller, params.id))),
+    async (c, { params }) => c.json(presentTask(await new Gateway(c.env).tasks.get(c.var.caller, params.id))),
   );
 
   routes.add(
@@ -110,7 +113,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { params, query }) => {
-      const task = await new Gateway(c.env).waitResult(c.var.caller, params.id, query.waitMs);
+      const task = await new Gateway(c.env).tasks.waitResult(c.var.caller, params.id, query.waitMs);
       return c.json(presentTask(task), isFinal(task.status) ? 200 : 202);
     },
   );
@@ -126,7 +129,7 @@ export function taskRoutes(routes: Routes): void {
       responses: { 200: { description: "the task, cancelled", schema: Task }, 404: err("no such task"), 409: err("already final") },
     },
     async (c, { params }) => {
-      const task = await new Gateway(c.env).cancel(c.var.caller, params.id);
+      const task = await new Gateway(c.env).tasks.cancel(c.var.caller, params.id);
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -145,7 +148,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const task = await new Gateway(c.env).complete(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.result ?? null));
+      const task = await new Gateway(c.env).tasks.complete(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.result ?? null));
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -168,7 +171,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const task = await new Gateway(c.env).fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.error ?? DEFAULT_FAILURE), body.retryable);
+      const task = await new Gateway(c.env).tasks.fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.error ?? DEFAULT_FAILURE), body.retryable);
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -187,7 +190,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const expiresAt = await new Gateway(c.env).extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null);
+      const expiresAt = await new Gateway(c.env).tasks.extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null);
       return c.json({ leaseExpiresAt: new Date(expiresAt).toISOString() });
     },
   );
@@ -206,7 +209,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { body }) => {
-      const results = await new Gateway(c.env).settle(c.var.caller, body.items.map(toSettlement), c.var.caller.pool);
+      const results = await new Gateway(c.env).tasks.settle(c.var.caller, body.items.map(toSettlement), c.var.caller.pool);
       c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)), subjects: await batchSubjects(results, c.var.caller.tenant) });
       return c.json({
         results: results.map((r) => {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AGENT_STATES, BREAKER_STATES } from "../../contract/records.ts";
 import { Load } from "../../contract/wire/shapes.ts";
-import { AgentId, intIn, PoolName, Timestamp } from "./common.ts";
+import { AgentId, intIn, PoolName, ShardId, Timestamp } from "./common.ts";
 import { LeasedTask } from "./tasks.ts";
 
 export { Load } from "../../contract/wire/shapes.ts";
@@ -44,7 +44,8 @@ export const Agent = z
     lastHeartbeatAt: Timestamp,
     registeredAt: Timestamp,
     latencyMs: z.number().nullable().describe("the coordinator's EWMA of this agent's lease-to-completion time"),
-    credits: z.number().int().describe("tasks the mesh may still push over the agent's WebSocket"),
+    credits: z.number().int().describe("tasks the mesh may still push over the agent's WebSockets"),
+    shard: ShardId.describe("the agent's home shard (it serves every shard of the pool)"),
   })
   .meta({ id: "Agent" });
 
@@ -54,3 +55,7 @@ export const LeaseResponse = z.object({ tasks: z.array(LeasedTask) });
 
 export const PoolParams = z.object({ pool: PoolName });
 export const AgentParams = z.object({ pool: PoolName, agentId: AgentId });
+export const ConnectQuery = z.object({
+  shard: ShardId.optional().describe("the shard to connect to (default: the agent's home); an agent holds one socket per shard its hello lists"),
+  token: z.string().optional().describe("the credential, for WebSocket clients that cannot set Authorization"),
+});

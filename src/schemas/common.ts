@@ -9,6 +9,8 @@ export const PoolName = z
   .regex(POOL_NAME, "a pool name is 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit")
   .describe("a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit");
 export const AgentId = z.string().regex(AGENT_ID, "an agent id is 1-128 characters of A-Z, a-z, 0-9, _ . : -").describe("an agent id: 1-128 characters of A-Z, a-z, 0-9, _ . : -");
+/** A shard of a pool: "0", "1", ... */
+export const ShardId = z.string().regex(/^(0|[1-9][0-9]{0,3})$/, "not a shard id").describe("a shard of the pool: 0, 1, ...");
 export const TaskId = z.string().regex(TASK_ID, "not a task id").describe("a task id as the API gave it (it names the pool and shard)");
 
 /**

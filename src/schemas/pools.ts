@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { AGENT_STATES, STRATEGIES } from "../../contract/records.ts";
+import { AGENT_STATES, GOSSIP_TOPOLOGIES, STRATEGIES } from "../../contract/records.ts";
 import { TenantName } from "./auth.ts";
 import { intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
 import { Task, TaskStatus } from "./tasks.ts";
 
 const DAY_MS = 24 * 3600 * 1000;
 
-const QueueCounts = z
+export const QueueCounts = z
   .object({ waiting: z.number(), queued: z.number(), leased: z.number(), succeeded: z.number(), dead: z.number(), cancelled: z.number() })
   .meta({ id: "QueueCounts" });
 const AgentCounts = z.object(Object.fromEntries(AGENT_STATES.map((s) => [s, z.number()]))).meta({ id: "AgentCounts" });
@@ -30,7 +30,7 @@ export const PoolStatsResponse = PoolSummary.extend({
 export const ListTasksQuery = z.object({
   status: TaskStatus.optional(),
   limit: queryIntIn(1, 1000).default(100),
-  cursor: z.string().max(64).optional(),
+  cursor: z.string().max(4096).optional(),
 });
 export const ListTasksResponse = z.object({ tasks: z.array(Task), cursor: z.string().nullable() });
 
@@ -38,6 +38,14 @@ export const RedriveBody = z.strictObject({ ids: z.array(TaskId).min(1).max(1000
 export const RedriveResponse = z.object({ redriven: z.number().int(), skipped: z.array(z.string()).describe("ids that were not dead, not found, or whose dependency is dead") });
 
 export const Strategy = z.enum(STRATEGIES);
+
+export const GossipSchema = z
+  .object({
+    intervalMs: z.number().int().describe("time between a shard's anti-entropy rounds"),
+    fanout: z.number().int().describe("peers per round in a mesh"),
+    topology: z.enum(GOSSIP_TOPOLOGIES).describe("auto: star below 4 shards, ring up to 16, mesh above"),
+  })
+  .meta({ id: "GossipConfig" });
 
 export const PoolConfigSchema = z
   .object({
@@ -49,6 +57,7 @@ export const PoolConfigSchema = z
     retentionMs: z.number().int().describe("how long finished tasks are kept"),
     maxUnfinishedPerTenant: z.number().int().describe("quota: waiting, queued and leased tasks one tenant may have in the pool"),
     requireClientCert: z.boolean().describe("agent operations need a client certificate Cloudflare verified (mTLS)"),
+    gossip: GossipSchema,
   })
   .meta({ id: "PoolConfig" });
 
@@ -61,6 +70,13 @@ export const PoolConfigPatch = z.strictObject({
   retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
   maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
   requireClientCert: z.boolean().optional(),
+  gossip: z
+    .strictObject({
+      intervalMs: intIn(100, 600_000).optional(),
+      fanout: intIn(1, 16).optional(),
+      topology: z.enum(GOSSIP_TOPOLOGIES).optional(),
+    })
+    .optional(),
 });
 
 export const PoolTenantParams = z.object({ pool: PoolName, tenant: TenantName });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { TASK_STATUSES } from "../../contract/records.ts";
 import { ExtendMs, LeaseToken, TaskErrorSchema } from "../../contract/wire/shapes.ts";
-import { intIn, PoolName, queryIntIn, TaskId, Timestamp, wellFormed } from "./common.ts";
+import { intIn, PoolName, queryIntIn, ShardId, TaskId, Timestamp, wellFormed } from "./common.ts";
 
 export { TaskErrorSchema } from "../../contract/wire/shapes.ts";
 
@@ -66,6 +66,7 @@ export const Task = z
     runAfter: Timestamp.nullable(),
     finishedAt: Timestamp.nullable(),
     leaseExpiresAt: Timestamp.nullable(),
+    shard: ShardId.describe("the shard that holds the task (its id names the one that created it)"),
   })
   .meta({ id: "Task" });
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { breakerAllowance, afterOutcome } from "../../durable-objects/pool-coordinator/agents/breaker";
+import { breakerAllowance, afterOutcome } from "../../lib/breaker";
 import { pick, utilization, type Candidate, type Strategy } from "../../durable-objects/pool-coordinator/agents/balancing";
 import { agentTimer, dueActions, stateAfterHeartbeat } from "../../durable-objects/pool-coordinator/agents/health";
 import { api, expectError, freshPool, lease, PoolClock, register, submit } from "../helpers";

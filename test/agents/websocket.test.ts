@@ -80,7 +80,7 @@ describe("WebSocket push", () => {
     const pool = freshPool("ws");
     await register(pool, "a1", { maxConcurrency: 10 });
     const ws = await connect(pool, "a1");
-    expect(await ws.next()).toEqual({ type: "hello", agentId: "a1", heartbeatIntervalMs: 5000 });
+    expect(await ws.next()).toEqual({ type: "hello", agentId: "a1", heartbeatIntervalMs: 5000, shard: "0", shards: [{ id: "0", state: "active" }] });
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push((await submit(pool, { payload: { i } })).id);
     expect(await ws.drain()).toEqual([]);
@@ -140,7 +140,7 @@ describe("WebSocket push", () => {
     expect(await ws.next()).toEqual({ type: "ack", id: tasks[1].id, status: "waiting" });
     expect(await ws.next()).toMatchObject({ type: "ack", id: tasks[2].id, status: "leased", leaseExpiresAt: expect.any(String) });
     expect(await ws.next()).toMatchObject({ type: "error", id: tasks[0].id, error: { code: "lease_lost" } });
-    expect(await ws.next()).toEqual({ type: "heartbeat", state: "running", heartbeatIntervalMs: 5000 });
+    expect(await ws.next()).toEqual({ type: "heartbeat", state: "running", heartbeatIntervalMs: 5000, shards: [{ id: "0", state: "active" }] });
     expect((await api("GET", `/v1/pools/${pool}/agents/a1`)).body.load).toEqual({ currentLoad: 0.25, queueDepth: 1, avgLatencyMs: 12 });
     ws.close();
   });

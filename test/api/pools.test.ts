@@ -135,10 +135,11 @@ describe("pool config", () => {
       retentionMs: 604800000,
       maxUnfinishedPerTenant: 1000000,
       requireClientCert: false,
+      gossip: { intervalMs: 1000, fanout: 2, topology: "auto" },
     });
-    const put = await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 2000, breaker: { cooldownMs: 10000 } });
+    const put = await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 2000, breaker: { cooldownMs: 10000 }, gossip: { fanout: 3 } });
     expect(put.status).toBe(200);
-    expect(put.body).toMatchObject({ heartbeatIntervalMs: 2000, breaker: { failureThreshold: 5, cooldownMs: 10000 } });
+    expect(put.body).toMatchObject({ heartbeatIntervalMs: 2000, breaker: { failureThreshold: 5, cooldownMs: 10000 }, gossip: { intervalMs: 1000, fanout: 3, topology: "auto" } });
     expect((await api("GET", `/v1/pools/${pool}/config`)).body).toEqual(put.body);
     expect((await register(pool, "a1")).heartbeatIntervalMs).toBe(2000);
   });

@@ -27,7 +27,7 @@ describe("the migration mechanism", () => {
     };
     await runInDurableObject(env.DIRECTORY.getByName(fresh("mig")), (_, state) => {
       const sql = state.storage.sql;
-      expect(schemaVersion(sql)).toBe(1);
+      expect(schemaVersion(sql)).toBe(DIRECTORY_SCHEMA.migrations.length);
       sql.exec("DELETE FROM meta");
       state.storage.transactionSync(() => migrate(sql, { migrations: schema.migrations.slice(0, 2) }));
       expect(schemaVersion(sql)).toBe(2);
@@ -43,7 +43,7 @@ describe("the migration mechanism", () => {
       const sql = state.storage.sql;
       const broken: Schema = { migrations: [...DIRECTORY_SCHEMA.migrations, "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1)"] };
       expect(() => state.storage.transactionSync(() => migrate(sql, broken))).toThrow();
-      expect(schemaVersion(sql)).toBe(1);
+      expect(schemaVersion(sql)).toBe(DIRECTORY_SCHEMA.migrations.length);
       expect(sql.exec("SELECT name FROM sqlite_master WHERE name = 'b'").toArray()).toEqual([]);
     });
   });
@@ -63,7 +63,7 @@ describe("the migration mechanism", () => {
     expect(await stub.verify()).toEqual({ ok: true, records: 2 });
   });
 
-  it("opens a key store and the directory made before version rows as version 1, their rows intact", async () => {
+  it("opens a key store and the directory made before version rows as version 1, their rows intact, and upgrades them", async () => {
     const tenant = fresh("mig-keys");
     const keys = env.KEYS.getByName(tenant);
     await keys.create({ id: "AAAAAAAAAAAA", name: "old", roles: ["client"], pool: null, hash: "h", now: 5 });
@@ -77,10 +77,17 @@ describe("the migration mechanism", () => {
     const directory = env.DIRECTORY.getByName(fresh("mig-dir"));
     await directory.register("p1", "t1", 7);
     await runInDurableObject(directory, (_, state) => {
-      asBeforeVersions(state.storage.sql);
-      state.storage.transactionSync(() => migrate(state.storage.sql, DIRECTORY_SCHEMA));
-      expect(schemaVersion(state.storage.sql)).toBe(1);
+      const sql = state.storage.sql;
+      // The directory before versions had only its pool_tenants table.
+      asBeforeVersions(sql);
+      sql.exec("DROP TABLE shards");
+      sql.exec("DROP TABLE shard_versions");
+      state.storage.transactionSync(() => migrate(sql, { ...DIRECTORY_SCHEMA, migrations: DIRECTORY_SCHEMA.migrations.slice(0, 1) }));
+      expect(schemaVersion(sql)).toBe(1);
+      state.storage.transactionSync(() => migrate(sql, DIRECTORY_SCHEMA));
+      expect(schemaVersion(sql)).toBe(DIRECTORY_SCHEMA.migrations.length);
     });
     expect(await directory.list()).toEqual([{ pool: "p1", createdAt: 7 }]);
+    expect(await directory.shards("p1")).toMatchObject({ pool: "p1", version: 0, shards: [{ id: 0, state: "active" }] });
   });
 });

@@ -60,6 +60,10 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   await step("GET /v1/pools/:pool/tenants/:tenant", api.GET("/v1/pools/{pool}/tenants/{tenant}", values));
   await step("PUT /v1/pools/:pool/tenants/:tenant", api.PUT("/v1/pools/{pool}/tenants/{tenant}", { ...values, body: { weight: 2 } }));
 
+  const shard = await ok(step("POST /v1/pools/:pool/shards", api.POST("/v1/pools/{pool}/shards", { params: { path: { pool } }, body: { region: "weur" } })));
+  await step("GET /v1/pools/:pool/shards", api.GET("/v1/pools/{pool}/shards", { params: { path: { pool } } }));
+  await step("POST /v1/pools/:pool/shards/:id/drain", api.POST("/v1/pools/{pool}/shards/{id}/drain", { params: { path: { pool, id: shard.id } } }));
+
   await step("PATCH /v1/pools/:pool/agents/:agentId", api.PATCH("/v1/pools/{pool}/agents/{agentId}", { ...agent, body: { state: "paused" } }));
   // Without an Upgrade header the connect route refuses (400): a WebSocket client opens it.
   await step("GET /v1/pools/:pool/agents/:agentId/connect", api.GET("/v1/pools/{pool}/agents/{agentId}/connect", agent));

@@ -12,7 +12,7 @@ import { DOCUMENT_PATH, generated, SCHEMA_PATH } from "../../scripts/generate-cl
 import { everyRoute } from "./client-program.ts";
 
 /** The routes that answer 201 to the program; the connect route refuses a request without Upgrade (400). */
-const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents"]);
+const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards"]);
 
 type Doc = { paths: Record<string, Record<string, unknown>>; servers: { url: string }[] };
 

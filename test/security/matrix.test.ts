@@ -125,6 +125,16 @@ const FIXTURES: Record<string, Fixture> = {
     own: async () => ({ method: "PUT", path: `/v1/pools/${SHARED_POOL}/tenants/${OWN}`, body: {} }),
     other: async () => ({ method: "PUT", path: `/v1/pools/${OTHER_POOL}/tenants/${OWN}`, body: {} }),
   },
+  "GET /v1/pools/:pool/shards": poolRoute("GET", "/shards"),
+  "POST /v1/pools/:pool/shards": poolRoute("POST", "/shards", {}),
+  "POST /v1/pools/:pool/shards/:id/drain": {
+    own: async () => {
+      const added = await api("POST", `/v1/pools/${SHARED_POOL}/shards`, {});
+      if (added.status !== 201) throw new Error(`adding a shard answered ${added.status}: ${JSON.stringify(added.body)}`);
+      return { method: "POST", path: `/v1/pools/${SHARED_POOL}/shards/${added.body.id}/drain` };
+    },
+    other: async () => ({ method: "POST", path: `/v1/pools/${OTHER_POOL}/shards/0/drain` }),
+  },
   "POST /v1/tenants/:tenant/keys": {
     own: async () => ({ method: "POST", path: `/v1/tenants/${OWN}/keys`, body: { name: "made in the matrix", roles: ["client"] } }),
     other: async () => ({ method: "POST", path: `/v1/tenants/${OTHER}/keys`, body: { name: "made in the matrix", roles: ["client"] } }),

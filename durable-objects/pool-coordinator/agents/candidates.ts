@@ -5,7 +5,7 @@
 import type { BreakerState } from "../../../contract/records.ts";
 import type { AgentFit } from "../queue-rules.ts";
 import { weightOf, type Candidate } from "./balancing.ts";
-import { breakerAllowance } from "./breaker.ts";
+import { breakerAllowance } from "../../../lib/breaker.ts";
 import type { FitRow } from "./rows.ts";
 
 export type PushCandidate = Candidate & { credits: number; room: number; row: FitRow };

@@ -5,11 +5,11 @@
  */
 import { ApiError } from "../../../contract/errors.ts";
 import type { Emit } from "../../../contract/events.ts";
-import { AGENT_STATES, type AgentCounts, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type BreakerState, type PoolConfig, type Principal } from "../../../contract/records.ts";
+import { AGENT_STATES, type AgentCounts, type AgentInput, type AgentMember, type AgentLoad, type AgentRecord, type AgentState, type BreakerState, type PoolConfig, type Principal } from "../../../contract/records.ts";
 import { randomToken } from "../../../lib/random.ts";
 import type { AgentFit } from "../queue-rules.ts";
 import { ewma } from "./balancing.ts";
-import { afterOutcome, breakerAllowance } from "./breaker.ts";
+import { afterOutcome, breakerAllowance } from "../../../lib/breaker.ts";
 import { FitReader, pushCandidates, type PushCandidate } from "./candidates.ts";
 import { agentTimer, dueActions, stateAfterHeartbeat } from "./health.ts";
 import { canTransition } from "./lifecycle.ts";
@@ -20,6 +20,7 @@ export type { AgentRow, FitRow } from "./rows.ts";
 export interface AgentStoreHost {
   sql: SqlStorage;
   pool: string;
+  shard: number;
   inFlight: (agentId: string) => number;
   config: () => PoolConfig;
   /** A deadline a change set: the alarm must be no later. */
@@ -49,10 +50,10 @@ export class AgentStore {
     const tenant = principal.fleetOperator ? null : principal.tenant;
     this.sql.exec(
       `INSERT INTO agents (agent_id, tenant, state, capabilities, cpu, memory_mb, gpu, max_concurrency, load, metadata,
-         last_heartbeat_at, registered_at, registered_by)
-       VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+         last_heartbeat_at, registered_at, registered_by, home)
+       VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)
        ON CONFLICT (agent_id) DO UPDATE SET tenant = ?2, state = 'running', capabilities = ?3, cpu = ?4, memory_mb = ?5,
-         gpu = ?6, max_concurrency = ?7, metadata = ?9, last_heartbeat_at = ?10, registered_at = ?10, registered_by = ?11`,
+         gpu = ?6, max_concurrency = ?7, metadata = ?9, last_heartbeat_at = ?10, registered_at = ?10, registered_by = ?11, home = ?12`,
       agentId,
       tenant,
       JSON.stringify([...new Set(input.capabilities)].sort()),
@@ -64,6 +65,7 @@ export class AgentStore {
       input.metadata,
       now,
       principal.actor,
+      input.home === false ? 0 : 1,
     );
     this.retime(agentId);
     this.host.emit({ type: "agent_changed", agentId });
@@ -266,10 +268,57 @@ export class AgentStore {
     return this.sql.exec<AgentRow>("SELECT * FROM agents WHERE agent_id = ?", agentId).toArray()[0];
   }
 
+  /** Agents by state, counted where they are at home (an agent is a member of every shard of its pool). */
   countsByState(): AgentCounts {
     const counts = Object.fromEntries(AGENT_STATES.map((s) => [s, 0])) as AgentCounts;
-    for (const { state, n } of this.sql.exec<{ state: AgentState; n: number }>("SELECT state, count(*) AS n FROM agents GROUP BY state")) counts[state] = n;
+    for (const { state, n } of this.sql.exec<{ state: AgentState; n: number }>("SELECT state, count(*) AS n FROM agents WHERE home = 1 GROUP BY state")) counts[state] = n;
     return counts;
+  }
+
+  /** Every agent of the shard as a new shard of the pool takes it over. */
+  members(): AgentMember[] {
+    return this.sql
+      .exec<AgentRow>("SELECT * FROM agents WHERE state NOT IN ('terminating') ORDER BY registered_at, agent_id")
+      .toArray()
+      .map((r) => ({ agentId: r.agent_id, tenant: r.tenant, registeredBy: r.registered_by, capabilities: JSON.parse(r.capabilities) as string[], resources: { cpu: r.cpu, memoryMb: r.memory_mb, gpu: r.gpu }, maxConcurrency: r.max_concurrency, metadata: r.metadata }));
+  }
+
+  /** Takes over the agents of another shard of the pool as members (not at home here); known ones stay as they are. */
+  join(members: readonly AgentMember[], now: number): number {
+    let joined = 0;
+    for (const m of members) {
+      const cursor = this.sql.exec(
+        `INSERT OR IGNORE INTO agents (agent_id, tenant, state, capabilities, cpu, memory_mb, gpu, max_concurrency, load, metadata,
+           last_heartbeat_at, registered_at, registered_by, home)
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, 0)`,
+        m.agentId,
+        m.tenant,
+        JSON.stringify([...new Set(m.capabilities)].sort()),
+        m.resources.cpu,
+        m.resources.memoryMb,
+        m.resources.gpu,
+        m.maxConcurrency,
+        JSON.stringify(IDLE_LOAD),
+        m.metadata,
+        now,
+        m.registeredBy,
+      );
+      cursor.toArray();
+      if (cursor.rowsWritten === 0) continue;
+      joined++;
+      this.retime(m.agentId);
+      this.host.emit({ type: "agent_changed", agentId: m.agentId });
+    }
+    return joined;
+  }
+
+  atHome(): { agentId: string; metadata: string }[] {
+    return this.sql.exec<{ agent_id: string; metadata: string }>("SELECT agent_id, metadata FROM agents WHERE home = 1 ORDER BY agent_id").toArray().map((r) => ({ agentId: r.agent_id, metadata: r.metadata }));
+  }
+
+  /** Makes this shard the home of these agents, or not (their home shard drained). */
+  setHome(agentIds: readonly string[], home: boolean): void {
+    this.sql.exec("UPDATE agents SET home = ? WHERE agent_id IN (SELECT value FROM json_each(?))", home ? 1 : 0, JSON.stringify(agentIds));
   }
 
   breakers(): { agentId: string; breaker: BreakerState }[] {
@@ -297,6 +346,6 @@ export class AgentStore {
   }
 
   private record(row: AgentRow): AgentRecord {
-    return toAgentRecord(row, this.host.pool, this.host.inFlight(row.agent_id));
+    return toAgentRecord(row, this.host.pool, this.host.shard, this.host.inFlight(row.agent_id));
   }
 }

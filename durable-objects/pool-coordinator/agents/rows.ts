@@ -21,6 +21,7 @@ export interface AgentRow {
   consecutive_failures: number;
   breaker_until: number | null;
   latency_ewma_ms: number | null;
+  home: 0 | 1;
 }
 
 /** What a lease reads of an agent's row to know which lanes it may take. */
@@ -28,7 +29,7 @@ export type FitRow = Pick<AgentRow, "agent_id" | "tenant" | "capabilities" | "cp
 
 export const IDLE_LOAD: AgentLoad = { currentLoad: 0, queueDepth: 0, avgLatencyMs: 0 };
 
-export function toAgentRecord(row: AgentRow, pool: string, inFlight: number): AgentRecord {
+export function toAgentRecord(row: AgentRow, pool: string, shard: number, inFlight: number): AgentRecord {
   return {
     agentId: row.agent_id,
     pool,
@@ -45,5 +46,7 @@ export function toAgentRecord(row: AgentRow, pool: string, inFlight: number): Ag
     registeredAt: row.registered_at,
     latencyMs: row.latency_ewma_ms === null ? null : Math.round(row.latency_ewma_ms * 10) / 10,
     credits: row.credits,
+    shard,
+    home: row.home === 1,
   };
 }

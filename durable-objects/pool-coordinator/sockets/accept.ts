@@ -5,10 +5,16 @@
 import { ApiError, ERRORS, type ErrorBody, type Outcome } from "../../../contract/errors.ts";
 import { SOCKET_UPGRADE_HEADERS } from "../../../contract/pool-rpc.ts";
 import type { Principal } from "../../../contract/records.ts";
-import { meshFrame, meshMessage } from "../../../contract/wire/mesh.ts";
+import { meshFrame, meshMessage, type ShardView } from "../../../contract/wire/mesh.ts";
 import type { PoolCore } from "../core.ts";
 import type { SocketAttachment } from "./attachment.ts";
 import type { SocketRegistry } from "./registry.ts";
+
+/** The shards a socket tells its agent about: its own, and every one that serves agents (hello, heartbeats). */
+export function shardView(core: PoolCore): ShardView {
+  const shards = core.peers.current().shards.flatMap((s) => (s.state === "retired" ? [] : [{ id: String(s.id), state: s.state }]));
+  return { shard: String(core.shard), shards };
+}
 
 
 export interface AcceptHost {
@@ -33,7 +39,7 @@ export async function acceptAgentSocket(request: Request, host: AcceptHost): Pro
     core.agents.seen(agentId, null, now);
     // Credits belong to one connection: a new socket starts from none.
     core.agents.setCredits(agentId, 0);
-    return core.config().heartbeatIntervalMs;
+    return { interval: core.config().heartbeatIntervalMs, view: shardView(core) };
   });
   if (!opened.ok) return refuse(opened.error);
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
@@ -43,7 +49,7 @@ export async function acceptAgentSocket(request: Request, host: AcceptHost): Pro
     actor: request.headers.get(SOCKET_UPGRADE_HEADERS.actor) ?? principal.actor,
     ip: request.headers.get("cf-connecting-ip"),
   } satisfies SocketAttachment);
-  server.send(meshFrame([meshMessage.hello(agentId, opened.value)]));
+  server.send(meshFrame([meshMessage.hello(agentId, opened.value.interval, opened.value.view)]));
   await host.settle();
   return new Response(null, { status: 101, webSocket: client });
 }

@@ -17,6 +17,8 @@ export const CLOSE = {
   agentRemoved: 4002,
   /** The API key the socket was opened with (or a token from it) was revoked. */
   credentialRevoked: 4003,
+  /** The shard retired after a drain: the agent keeps its sockets to the pool's other shards. */
+  shardRetired: 4004,
 } as const;
 
 export function expired(principal: Principal, now: number): boolean {

@@ -7,9 +7,10 @@
 import { ApiError, type ErrorBody, type Outcome } from "../../../contract/errors.ts";
 import type { AgentLoad, AgentState, Settlement, SettlementResult } from "../../../contract/records.ts";
 import { parseFrame, settlementsOf, type AgentMessage } from "../../../contract/wire/agent.ts";
-import { meshFrame, meshMessage, type OutgoingMessage } from "../../../contract/wire/mesh.ts";
+import { meshFrame, meshMessage, type OutgoingMessage, type ShardView } from "../../../contract/wire/mesh.ts";
 import type { AuditBatcher } from "../audit-batcher.ts";
 import type { PoolCore } from "../core.ts";
+import { shardView } from "./accept.ts";
 import { attachmentOf, CLOSE, expired, type SocketAttachment } from "./attachment.ts";
 
 interface PendingFrame {
@@ -18,7 +19,7 @@ interface PendingFrame {
   messages: AgentMessage[];
 }
 
-type FrameOutcome = { ok: true; results: SettlementResult[]; state: { state: AgentState; heartbeatIntervalMs: number } | null } | { ok: false; error: ErrorBody };
+type FrameOutcome = { ok: true; results: SettlementResult[]; state: { state: AgentState; heartbeatIntervalMs: number; shards: ShardView["shards"] } | null } | { ok: false; error: ErrorBody };
 
 export interface InboxHost {
   clock(): number;
@@ -59,13 +60,13 @@ function applyFrame(core: PoolCore, f: PendingFrame, sealed: Settlement[], now: 
   if (credits > 0) core.agents.addCredits(agentId, credits);
   // A heartbeat is answered with the agent's state and the interval to keep (an extension of the protocol): an
   // agent on a socket learns a new interval, or that it was told to terminate, without an HTTP call.
-  const state = heartbeat ? { state: core.agents.row(agentId)?.state ?? "terminating", heartbeatIntervalMs: core.config().heartbeatIntervalMs } : null;
+  const state = heartbeat ? { state: core.agents.row(agentId)?.state ?? "terminating", heartbeatIntervalMs: core.config().heartbeatIntervalMs, shards: shardView(core).shards } : null;
   return { ok: true, results, state };
 }
 
 function answer(f: PendingFrame, outcome: FrameOutcome & { ok: true }): void {
   const replies: OutgoingMessage[] = outcome.results.map((r) => ("error" in r ? meshMessage.error(r.id, r.error) : meshMessage.ack(r.id, r.status, r.leaseExpiresAt)));
-  if (outcome.state) replies.push(meshMessage.heartbeat(outcome.state.state, outcome.state.heartbeatIntervalMs));
+  if (outcome.state) replies.push(meshMessage.heartbeat(outcome.state.state, outcome.state.heartbeatIntervalMs, outcome.state.shards));
   try {
     if (replies.length > 0) f.ws.send(meshFrame(replies));
   } catch (err) {

@@ -13,6 +13,8 @@ export interface TaskStoreOptions {
   retentionMs: () => number;
   /** Most unfinished tasks this tenant may have in the pool (its own value within the pool's ceiling). */
   maxUnfinished: (tenant: string) => number;
+  /** How many active shards share each tenant's quota (this shard enforces its part, `maxUnfinished`). */
+  quotaShards: () => number;
   /** Whether the principal may act for an agent (it then may settle that agent's leases, whatever the tenant). */
   mayActForAgent: (principal: Principal, agentId: string) => boolean;
   /** A lease of an agent ended well (with its lease-to-completion time) or badly: its breaker and latency. */
@@ -37,7 +39,7 @@ export class TaskContext {
   ) {}
 
   record(row: TaskRow): TaskRecord {
-    return toRecord(row, this.opts.pool, this.lanes.get(row.lane));
+    return toRecord(row, this.opts.pool, this.opts.shard, this.lanes.get(row.lane));
   }
 
   row(id: string): TaskRow | undefined {

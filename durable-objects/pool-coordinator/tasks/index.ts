@@ -13,6 +13,8 @@ import * as attempts from "./attempts.ts";
 import { TaskContext, type TaskStoreOptions } from "./context.ts";
 import { StatusCountDeltas } from "./counts.ts";
 import * as leases from "./lease.ts";
+import * as moving from "./moves.ts";
+import type { MovingTask } from "../../../contract/shard-rpc.ts";
 import { checkQuota } from "./quota.ts";
 import * as reads from "./reads.ts";
 import { redrive } from "./redrive.ts";
@@ -104,6 +106,46 @@ export class TaskStore {
 
   nextTimer(): number | null {
     return timers.nextTimer(this.ctx);
+  }
+
+  // ---- moving between shards (a drain) ------------------------------------------------------------------
+
+  exportMovable(targets: readonly number[], limit: number, now: number): number {
+    return moving.exportMovable(this.ctx, targets, limit, now);
+  }
+
+  outbox(limit: number): Map<number, MovingTask[]> {
+    return moving.outbox(this.ctx, limit);
+  }
+
+  outboxSize(): number {
+    return moving.outboxSize(this.ctx);
+  }
+
+  handedOver(ids: readonly string[], now: number): void {
+    moving.handedOver(this.ctx, ids, now);
+  }
+
+  adopt(tasks: readonly MovingTask[], now: number): number {
+    return moving.adopt(this.ctx, tasks, now);
+  }
+
+  /** Whether any task could still move: not leased, no dependency either way. */
+  movable(): boolean {
+    return this.ctx.sql.exec("SELECT 1 FROM tasks WHERE status IN ('queued', 'waiting') AND pending_deps = 0 AND NOT EXISTS (SELECT 1 FROM task_deps WHERE dep_seq = tasks.seq) LIMIT 1").toArray().length > 0;
+  }
+
+  /** Tasks not final, of every tenant. */
+  unfinished(): number {
+    return this.ctx.sql.exec<{ n: number | null }>("SELECT sum(n) AS n FROM status_counts WHERE status IN ('waiting', 'queued', 'leased')").one().n ?? 0;
+  }
+
+  purgeForwarding(now: number, limit: number): number {
+    return moving.purgeForwarding(this.ctx, now, limit);
+  }
+
+  nextForwardingPurge(): number | null {
+    return moving.nextForwardingPurge(this.ctx);
   }
 
   runTimers(now: number, limit?: number): number {

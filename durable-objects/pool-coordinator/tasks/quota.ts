@@ -6,7 +6,9 @@ import type { TaskContext } from "./context.ts";
 const QUOTA_RETRY_SECONDS = 5;
 
 export function quotaExceeded(ctx: TaskContext, tenant: string, quota: number): ApiError {
-  return new ApiError("rate_limited", `tenant ${tenant} may have at most ${quota} unfinished tasks in pool ${ctx.opts.pool}`, {
+  const shards = ctx.opts.quotaShards();
+  const where = shards > 1 ? ` shard ${ctx.opts.shard} of pool ${ctx.opts.pool} (its share of the quota over ${shards} active shards)` : ` pool ${ctx.opts.pool}`;
+  return new ApiError("rate_limited", `tenant ${tenant} may have at most ${quota} unfinished tasks in${where}`, {
     scope: "quota",
     quota,
     retryAfterSeconds: QUOTA_RETRY_SECONDS,

@@ -2,12 +2,23 @@
 import { ApiError } from "../../../contract/errors.ts";
 import { TASK_STATUSES, type ListPage, type Principal, type TaskRecord, type TaskStatus } from "../../../contract/records.ts";
 import type { TaskContext } from "./context.ts";
+import { movedTo } from "./moves.ts";
 import type { TaskRow } from "./rows.ts";
+
+/**
+ * No task `id` here. A task a drain handed to another shard says where (`details.movedTo`, and `moving` while the
+ * hand-over is not confirmed yet): the gateway asks that shard. Tenant checks happen there.
+ */
+export function missingTask(ctx: TaskContext, id: string): ApiError {
+  const moved = movedTo(ctx, id);
+  return moved === null ? new ApiError("not_found", `no task ${id}`) : new ApiError("not_found", `task ${id} moved to shard ${moved.shard}`, { movedTo: moved.shard, moving: moved.pending });
+}
 
 /** The task, if the caller may see it; a task of another tenant is as good as missing. */
 export function visible(ctx: TaskContext, principal: Principal, id: string): TaskRow {
   const row = ctx.row(id);
-  if (!row || (!principal.allTenants && row.tenant !== principal.tenant)) throw new ApiError("not_found", `no task ${id}`);
+  if (!row) throw missingTask(ctx, id);
+  if (!principal.allTenants && row.tenant !== principal.tenant) throw new ApiError("not_found", `no task ${id}`);
   return row;
 }
 
@@ -21,7 +32,7 @@ export function get(ctx: TaskContext, principal: Principal, id: string): TaskRec
  */
 export function holding(ctx: TaskContext, principal: Principal, id: string, leaseToken: string, now: number): TaskRow {
   const row = ctx.row(id);
-  if (!row) throw new ApiError("not_found", `no task ${id}`);
+  if (!row) throw missingTask(ctx, id);
   // Whoever may act for the agent holding the lease may settle it (a shared agent serves every tenant);
   // anyone else must at least see the task, and an agent credential only ever settles its own agents' leases.
   const sees = principal.allTenants || row.tenant === principal.tenant;
@@ -46,7 +57,7 @@ export function list(ctx: TaskContext, principal: Principal, status: TaskStatus 
   const rows = ctx.sql.exec<TaskRow>(listQuery(status, !principal.allTenants), ...args, limit + 1).toArray();
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { tasks: page.map((r) => ctx.record(r)), cursor: rows.length > limit && last ? encodeCursor(last.seq) : null };
+  return { tasks: page.map((r) => ctx.record(r)), cursor: rows.length > limit && last ? encodeCursor(last.seq) : null, after: page.map((r) => encodeCursor(r.seq)) };
 }
 
 /** Which of these ids name no task of the tenant in this pool (a batch checks before it commits). */

@@ -32,7 +32,7 @@ export interface TaskRow {
 }
 
 /** The record of a row, by status (the table's CHECK constraints guarantee the fields each status has). */
-export function toRecord(row: TaskRow, pool: string, lane: Lane): TaskRecord {
+export function toRecord(row: TaskRow, pool: string, shard: number, lane: Lane): TaskRecord {
   const fields = {
     id: row.id,
     type: row.type,
@@ -52,6 +52,7 @@ export function toRecord(row: TaskRow, pool: string, lane: Lane): TaskRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     runAfter: row.run_after,
+    shard,
   };
   switch (row.status) {
     case "leased":

@@ -57,7 +57,10 @@ export function settle(ctx: TaskContext, principal: Principal, items: readonly S
         }
       }
     } catch (err) {
-      if (err instanceof ApiError && (err.code === "not_found" || err.code === "lease_lost")) return { id: item.id, error: { code: err.code, message: err.message } };
+      if (err instanceof ApiError && (err.code === "not_found" || err.code === "lease_lost")) {
+        const movedTo = err.code === "not_found" && err.details && !Array.isArray(err.details) && typeof err.details.movedTo === "number" ? err.details.movedTo : undefined;
+        return movedTo === undefined ? { id: item.id, error: { code: err.code, message: err.message } } : { id: item.id, error: { code: err.code, message: err.message }, movedTo };
+      }
       throw err;
     }
   });

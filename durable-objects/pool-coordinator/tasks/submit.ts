@@ -1,5 +1,6 @@
 import { ApiError, type FieldProblem } from "../../../contract/errors.ts";
 import { isFinal, type Principal, type SubmitOutcome, type TaskInput, type TaskRecord, type TaskStatus } from "../../../contract/records.ts";
+import { parseTaskId } from "../../../contract/ids.ts";
 import { newTaskId } from "../../../lib/random.ts";
 import type { TaskContext } from "./context.ts";
 import { dependencyError, waitFor } from "./dependencies.ts";
@@ -30,11 +31,21 @@ export function submit(ctx: TaskContext, principal: Principal, inputs: readonly 
     plain = [];
   };
   for (const [index, input] of inputs.entries()) {
-    if (input.idempotencyKey === null && input.dependsOn.length === 0) {
+    if (input.idempotencyKey === null && input.dependsOn.length === 0 && input.id === undefined) {
       plain.push(input);
       continue;
     }
     flushPlain();
+    // An id the gateway chose (to claim an idempotency key across shards first) that exists: the same task.
+    if (input.id !== undefined) {
+      const home = parseTaskId(input.id);
+      if (!home || home.pool !== ctx.opts.pool || home.shard !== ctx.opts.shard) throw new Error(`task id ${input.id} does not name pool ${ctx.opts.pool} shard ${ctx.opts.shard}`);
+      const same = ctx.row(input.id);
+      if (same) {
+        out.push({ task: ctx.record(same), created: false });
+        continue;
+      }
+    }
     if (input.idempotencyKey !== null) {
       const existing = ctx.sql.exec<TaskRow>("SELECT * FROM tasks WHERE tenant = ? AND idempotency_key = ?", principal.tenant, input.idempotencyKey).toArray()[0];
       if (existing) {
@@ -137,7 +148,7 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
       `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
          depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-      newTaskId(ctx.opts.pool, ctx.opts.shard),
+      input.id ?? newTaskId(ctx.opts.pool, ctx.opts.shard),
       lane.id,
       tenant,
       input.type,

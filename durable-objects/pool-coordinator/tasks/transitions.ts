@@ -26,6 +26,9 @@ export const TASK_TRANSITIONS = {
   redrive: { from: ["dead"], to: ["queued", "waiting"] },
   /** Finished and past retention: removed. */
   purge: { from: ["succeeded", "dead", "cancelled"], to: [null] },
+  /** A draining shard hands a task that is not leased to another shard, which takes it as it was. */
+  move_out: { from: ["queued", "waiting"], to: [null] },
+  move_in: { from: [null], to: ["queued", "waiting"] },
 } as const satisfies Record<string, { from: readonly (TaskStatus | null)[]; to: readonly (TaskStatus | null)[] }>;
 
 export type TaskTransition = keyof typeof TASK_TRANSITIONS;

@@ -1,6 +1,6 @@
-import type { BreakerState, PoolConfig } from "../../../contract/records.ts";
+import type { BreakerState, PoolConfig } from "../contract/records.ts";
 
-export type { BreakerState } from "../../../contract/records.ts";
+export type { BreakerState } from "../contract/records.ts";
 
 /**
  * The circuit breaker of one agent: consecutive failures open it (no tasks) for a cooldown; then half-open lets

@@ -1,0 +1,72 @@
+/**
+ * The calls that make several coordinators one pool (API.md, "Shards, routing and shared state"): the Worker's
+ * shard administration and the shards among themselves. Like PoolRpc, each is one transaction of the shard called,
+ * and none has a principal: only the Worker's gateway (src/mesh/) and the pool's own shards make them.
+ */
+import type { Outcome } from "./errors.ts";
+import type { AgentMember, PoolConfig, Requirements, ShardList, ShardLoad } from "./records.ts";
+
+/** A task as it travels to another shard: what its row says, without the shard-local columns. */
+export interface MovingTask {
+  id: string;
+  tenant: string;
+  type: string;
+  status: "queued" | "waiting";
+  priority: number;
+  payload: string;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  idempotencyKey: string | null;
+  dependsOn: string;
+  error: string | null;
+  agentId: string | null;
+  runAfter: number | null;
+  createdAt: number;
+  requires: Requirements;
+}
+
+/** What a new shard of a pool copies from an existing one (shard/snapshot.ts). */
+export interface PoolSnapshot {
+  config: PoolConfig;
+  tenants: { tenant: string; firstAt: number }[];
+  values: { tenant: string; maxUnfinishedGranted: number | null; maxUnfinishedOwn: number | null; weight: number | null; gpuSecondsPerHour: number | null }[];
+  agents: AgentMember[];
+}
+
+/** An idempotency key a shard holds, for the pool's key index. */
+export interface HeldKey {
+  tenant: string;
+  key: string;
+  taskId: string;
+  at: number;
+}
+
+export interface ShardRpc {
+  /**
+   * The pool's shard list (a newer version replaces the shard's copy; an older one is ignored). Out: the list the
+   * shard holds. A shard that learns it drains starts handing its movable tasks to the active shards.
+   */
+  setPeers(list: ShardList): Promise<ShardList>;
+
+  /** Tasks a draining shard hands over, ids kept; an id seen before is skipped. Out: how many were new. */
+  adopt(tasks: MovingTask[]): Promise<Outcome<number>>;
+
+  /** Queued work, drain rate and agents at home here; null for a shard never written to. Changes nothing. */
+  loadSummary(): Promise<ShardLoad | null>;
+
+  /** Configuration, tenants and their values, agents: what a new shard copies. 404 pool. Changes nothing. */
+  poolSnapshot(): Promise<Outcome<PoolSnapshot>>;
+
+  /** Become a shard of the snapshot's pool: its configuration and tenants, its agents as members. */
+  joinPool(snapshot: PoolSnapshot): Promise<Outcome<null>>;
+
+  /** From now on keyed submits need the task id their claim chose. Out: the keys held here. 404 pool. */
+  indexKeys(): Promise<Outcome<HeldKey[]>>;
+
+  /** The agents at home here (ids and metadata JSON), as their home drains. Changes nothing. */
+  agentsAtHome(): Promise<{ agentId: string; metadata: string }[]>;
+
+  /** Make this shard the home of these agents, or not (their home drained). */
+  setAgentHome(agentIds: string[], home: boolean): Promise<Outcome<null>>;
+}

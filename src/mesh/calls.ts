@@ -1,0 +1,79 @@
+/**
+ * How the gateway calls shards: every call is timed (the router's round-trip estimate) and its failures counted
+ * (the router avoids a failing shard); a call for a task follows the task where a drain moved it.
+ */
+import { ApiError, type Outcome } from "../../contract/errors.ts";
+import type { ShardLoad, ShardRecord } from "../../contract/records.ts";
+import { router } from "./routing.ts";
+import type { Coordinator, Placement } from "./placement.ts";
+
+/** Hops a call for one task may follow (a task moves once per drain). */
+const MAX_HOPS = 4;
+
+export class Calls {
+  readonly placement: Placement;
+
+  constructor(placement: Placement) {
+    this.placement = placement;
+  }
+
+  /** Calls one shard, timing the round trip for the router. */
+  async on<T>(pool: string, shard: number, call: (c: Coordinator) => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const out = await call(this.placement.coordinator(pool, shard));
+      const load = (out as { load?: ShardLoad } | null)?.load;
+      router.observe(pool, shard, performance.now() - started, load, Date.now());
+      return out;
+    } catch (err) {
+      router.failed(pool, shard, Date.now());
+      throw err;
+    }
+  }
+
+  /** A call about one task, at the shard its id names, following it where a drain moved it. */
+  async forTask<T>(id: string, call: (c: Coordinator) => Promise<Outcome<T>>): Promise<Outcome<T>> {
+    let { pool, shard } = this.placement.ownerOf(id);
+    for (let hop = 0; ; hop++) {
+      const out = await this.on(pool, shard, call);
+      const moved = movedTo(out);
+      if (moved === null || hop >= MAX_HOPS) return out;
+      shard = moved;
+    }
+  }
+
+  /** The same call on every shard that answers for the pool (active and draining), in shard order. */
+  async everyShard<T>(pool: string, call: (c: Coordinator, shard: ShardRecord) => Promise<T>): Promise<{ shard: ShardRecord; out: T }[]> {
+    const shards = await this.placement.serving(pool);
+    return Promise.all(shards.map(async (shard) => ({ shard, out: await this.on(pool, shard.id, (c) => call(c, shard)) })));
+  }
+}
+
+/** The shard a refusal says the task moved to, or null. */
+export function movedTo(out: Outcome<unknown>): number | null {
+  if (out.ok) return null;
+  const details = out.error.details;
+  return details && !Array.isArray(details) && typeof details.movedTo === "number" ? details.movedTo : null;
+}
+
+/** Whether a refusal says the shard drains and takes no new tasks. */
+export function draining(out: Outcome<unknown>): boolean {
+  const details = out.ok ? undefined : out.error.details;
+  return !!details && !Array.isArray(details) && details.draining === true;
+}
+
+/** Whether a refusal is the tenant's quota on that shard. */
+export function overQuota(out: Outcome<unknown>): boolean {
+  const details = out.ok ? undefined : out.error.details;
+  return !!details && !Array.isArray(details) && details.scope === "quota";
+}
+
+/** The first error of several shards' outcomes, or their values. */
+export function allOk<T>(outs: readonly Outcome<T>[]): T[] {
+  const values: T[] = [];
+  for (const out of outs) {
+    if (!out.ok) throw ApiError.fromBody(out.error);
+    values.push(out.value);
+  }
+  return values;
+}
