@@ -334,9 +334,9 @@ export interface ShardList {
 /**
  * Why the Worker sent a task to the shard it did: the only active shard, the lowest expected time to start, the
  * caller's region among tied shards, rotation among exact ties, avoiding a failing shard, or a retry after a shard
- * refused (it drains, or the tenant's share of the quota there is used up).
+ * refused (it drains, or the tenant's share of the quota there is used up), or the shard of its dependencies.
  */
-export const ROUTE_REASONS = ["only", "latency", "region", "rotation", "avoiding", "retry", "dependency", "key"] as const;
+export const ROUTE_REASONS = ["only", "latency", "region", "rotation", "avoiding", "retry", "dependency"] as const;
 export type RouteReason = (typeof ROUTE_REASONS)[number];
 
 /** What a shard says of its load on every answer: the router's expected wait is queued over drain rate. */

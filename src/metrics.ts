@@ -1,4 +1,4 @@
-import { AGENT_STATES, BREAKER_STATES, TASK_STATUSES, type PoolMetrics } from "../contract/records.ts";
+import { AGENT_STATES, BREAKER_STATES, ROUTE_REASONS, TASK_STATUSES, type PoolMetrics } from "../contract/records.ts";
 
 /** Counters exported per pool, with the help text Prometheus shows. */
 const COUNTERS: readonly [string, string][] = [
@@ -20,7 +20,7 @@ function seconds(ms: number): string {
 }
 
 /** The Prometheus text exposition (format 0.0.4) of every pool's metrics. */
-export function renderMetrics(pools: readonly PoolMetrics[]): string {
+export function renderMetrics(pools: readonly (PoolMetrics & { byShard?: readonly PoolMetrics[] })[]): string {
   const lines: string[] = [];
   const family = (name: string, type: string, help: string): void => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -55,6 +55,16 @@ export function renderMetrics(pools: readonly PoolMetrics[]): string {
     const metric = `daa_tasks_${name}_total`;
     family(metric, "counter", help);
     for (const p of pools) lines.push(`${metric}{pool="${label(p.pool)}"} ${p.counters[name] ?? 0}`);
+  }
+
+  family("daa_routing_decisions_total", "counter", "Tasks the Worker sent to a shard, by why it chose that shard (only, latency, region, rotation, avoiding, retry, dependency).");
+  for (const p of pools) {
+    for (const shard of p.byShard ?? [p]) {
+      for (const reason of ROUTE_REASONS) {
+        const n = shard.routing[reason] ?? 0;
+        if (n > 0) lines.push(`daa_routing_decisions_total{pool="${label(p.pool)}",shard="${shard.shard}",reason="${reason}"} ${n}`);
+      }
+    }
   }
 
   const hist = "daa_task_duration_seconds";

@@ -92,6 +92,10 @@ describe("shards", () => {
     expect(listed).toHaveLength(19);
     const metrics = await api("GET", "/metrics");
     expect(metrics.body).toMatch(new RegExp(`daa_tasks\\{pool="${pool}",status="queued"\\} 19`));
+    // Every routed task is counted once, by the shard it went to and why.
+    const routed = [...metrics.body.matchAll(new RegExp(`daa_routing_decisions_total\\{pool="${pool}",shard="(\\d+)",reason="(\\w+)"\\} (\\d+)`, "g"))];
+    expect(routed.reduce((n: number, m: RegExpMatchArray) => n + Number(m[3]), 0)).toBe(19);
+    expect(new Set(routed.map((m: RegExpMatchArray) => m[1]))).toEqual(new Set(["0", "1"]));
   });
 
   it("deduplicates an idempotency key across shards", async () => {
