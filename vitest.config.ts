@@ -11,7 +11,8 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { DAA_ADMIN_KEY: TEST_ADMIN_KEY, DAA_MASTER_KEY: TEST_MASTER_KEY },
+              // DAA_TEST_HOOKS: test-only hooks (per-request shard delays, gossip partitions); never set in production.
+              bindings: { DAA_ADMIN_KEY: TEST_ADMIN_KEY, DAA_MASTER_KEY: TEST_MASTER_KEY, DAA_TEST_HOOKS: "1" },
             },
           }),
         ],

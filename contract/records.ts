@@ -344,8 +344,10 @@ export interface ShardLoad {
   shard: number;
   /** Tasks ready to lease now. */
   queued: number;
-  /** Tasks leased per second over the last minute (0: none measured). */
+  /** Tasks leased per second lately (the last 20 s, or since the first lease in them; 0: none measured). */
   drainPerSec: number;
+  /** Room the running agents have here (their concurrency less the tasks leased here): that many start at once. */
+  freeSlots: number;
   /** Running agents homed here. */
   agents: number;
   /** When the shard measured this (ms since the epoch): a load heard through gossip is older. */

@@ -121,9 +121,12 @@ export class PoolCore {
   /** The load summary every answer carries (queued work, drain rate, agents), read at most every 500 ms. */
   load(now: number): ShardLoad {
     if (this.cachedLoad && now - this.cachedLoad.at < LOAD_FRESH_MS) return this.cachedLoad.load;
-    const queued = this.sql.exec<{ n: number | null }>("SELECT sum(n) AS n FROM status_counts WHERE status = 'queued'").one().n ?? 0;
-    const agents = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM agents WHERE home = 1 AND state = 'running'").one().n;
-    const load = { shard: this.shard, queued, drainPerSec: this.stats.rates(now).leased, agents, at: now };
+    const counts = this.sql.exec<{ queued: number | null; leased: number | null }>(
+      "SELECT sum(CASE WHEN status = 'queued' THEN n END) AS queued, sum(CASE WHEN status = 'leased' THEN n END) AS leased FROM status_counts",
+    ).one();
+    const agents = this.sql.exec<{ home: number | null; slots: number | null }>("SELECT sum(home) AS home, sum(max_concurrency) AS slots FROM agents WHERE state = 'running'").one();
+    const freeSlots = Math.max(0, (agents.slots ?? 0) - (counts.leased ?? 0));
+    const load = { shard: this.shard, queued: counts.queued ?? 0, drainPerSec: this.stats.drainRate(now), freeSlots, agents: agents.home ?? 0, at: now };
     this.cachedLoad = { at: now, load };
     return load;
   }

@@ -11,6 +11,8 @@ export { boundIndex, boundValue, DURATION_BOUNDS_MS, quantileFromBuckets } from 
 export const BUCKET_MS = 10_000;
 export const RATE_WINDOW_MS = 60_000;
 export const LATENCY_WINDOW_MS = 300_000;
+/** How far back the drain rate of the load summary looks. */
+export const DRAIN_WINDOW_MS = 20_000;
 const KEEP_MS = 3_600_000;
 /** Duration bucket 0 holds the all-time totals; time buckets are numbered from the epoch and are all > 0. */
 const ALL_TIME = 0;
@@ -109,6 +111,19 @@ export class StatsStore {
       if ((ROUTE_REASONS as readonly string[]).includes(reason)) out[reason] = row.value;
     }
     return out;
+  }
+
+  /**
+   * Leases per second lately, for the router's expected queue wait: over the last `windowMs`, or since the first
+   * lease in it when that is later (a shard that just started leasing is not averaged over a minute it was idle
+   * for), at least over one second. Counts in the open transaction are not included.
+   */
+  drainRate(now: number, windowMs = DRAIN_WINDOW_MS): number {
+    const from = bucketOf(now - windowMs);
+    const row = this.sql.exec<{ n: number | null; first: number | null }>("SELECT sum(n) AS n, min(bucket) AS first FROM rate_buckets WHERE name = 'leased' AND bucket >= ?", from).one();
+    if (!row.n || row.first === null) return 0;
+    const since = Math.max(row.first * BUCKET_MS, now - windowMs);
+    return Math.round((row.n / Math.max(1_000, now - since)) * 1000 * 100) / 100;
   }
 
   /** Events per second over the last minute, per counter. */

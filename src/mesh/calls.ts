@@ -10,17 +10,40 @@ import type { Coordinator, Placement } from "./placement.ts";
 /** Hops a call for one task may follow (a task moves once per drain). */
 const MAX_HOPS = 4;
 
+/**
+ * Test hook: with the variable DAA_TEST_HOOKS = "1" (tests and benchmarks only), a request header
+ * `x-daa-test-shard-delay: 1=20,2=50` delays every call of that request to shard 1 by 20 ms and to shard 2 by
+ * 50 ms, inside the timed round trip, as if those shards were farther away.
+ */
+export const TEST_DELAY_HEADER = "x-daa-test-shard-delay";
+
+export function testDelays(env: { DAA_TEST_HOOKS?: string }, request: Request | undefined): Map<number, number> | null {
+  if (env.DAA_TEST_HOOKS !== "1" || !request) return null;
+  const header = request.headers.get(TEST_DELAY_HEADER);
+  if (!header) return null;
+  const delays = new Map<number, number>();
+  for (const part of header.split(",")) {
+    const m = /^\s*(\d{1,4})=(\d{1,5})\s*$/.exec(part);
+    if (m) delays.set(Number(m[1]), Number(m[2]));
+  }
+  return delays;
+}
+
 export class Calls {
   readonly placement: Placement;
+  private readonly delays: Map<number, number> | null;
 
-  constructor(placement: Placement) {
+  constructor(placement: Placement, delays: Map<number, number> | null = null) {
     this.placement = placement;
+    this.delays = delays;
   }
 
   /** Calls one shard, timing the round trip for the router. */
   async on<T>(pool: string, shard: number, call: (c: Coordinator) => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
+      const delay = this.delays?.get(shard);
+      if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
       const out = await call(this.placement.coordinator(pool, shard));
       const load = (out as { load?: ShardLoad } | null)?.load;
       router.observe(pool, shard, performance.now() - started, load, Date.now());

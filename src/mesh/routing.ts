@@ -1,8 +1,8 @@
 /**
  * Routing in the Worker: each new task goes to the active shard with the lowest expected time to start, the round
- * trip this isolate measures on its own calls to the shard (an EWMA) plus the shard's expected queue wait (queued
- * work over its recent drain rate; 1 ms per queued task while no rate is measured), from the load summary each
- * shard returns. Estimates within a millisecond tie: the shard in the caller's region wins, then they take turns.
+ * trip this isolate measures on its own calls to the shard (an EWMA) plus the shard's expected queue wait (the
+ * queued work its agents have no free room for, over its recent drain rate; 1 ms per queued task while no rate is
+ * measured), from the load summary each shard returns. Estimates within a millisecond tie: the shard in the caller's region wins, then they take turns.
  * A shard that fails or times out is avoided for a while (the agents' circuit breaker, lib/breaker.ts).
  */
 import type { Region, RouteReason, ShardLoad, ShardRecord } from "../../contract/records.ts";
@@ -11,14 +11,23 @@ import { afterOutcome, type Breaker } from "../../lib/breaker.ts";
 
 /** Consecutive failures that make a shard avoided, and for how long. */
 export const SHARD_BREAKER = { failureThreshold: 3, cooldownMs: 5_000 };
+/** Queue waits are compared up to an hour (a drain rate near zero says "very long", not infinity). */
+const MAX_WAIT_MS = 3_600_000;
 /** Estimates this close are a tie. */
 const TIE_MS = 1;
 /** A load summary older than this says nothing about the queue any more. */
 const LOAD_STALE_MS = 30_000;
+/**
+ * A round trip not measured for this long is stale: the shard counts as close (so the next task probes it) and
+ * its next measurement replaces the average instead of blending in, so a shard that recovered wins traffic back.
+ */
+export const RTT_STALE_MS = 2_000;
 
 interface ShardStat {
   /** EWMA of the round trip, ms; null before the first call. */
   rttMs: number | null;
+  /** When the round trip was last measured. */
+  rttAt: number;
   load: ShardLoad | null;
   breaker: Breaker;
   /** Tasks sent since the load was measured (a batch spreads by the same rule). */
@@ -35,18 +44,20 @@ export class Router {
   private stat(pool: string, shard: number): ShardStat {
     const key = `${pool}#${shard}`;
     let s = this.stats.get(key);
-    if (!s) this.stats.set(key, (s = { rttMs: null, load: null, breaker: CLOSED, sentSinceLoad: 0 }));
+    if (!s) this.stats.set(key, (s = { rttMs: null, rttAt: 0, load: null, breaker: CLOSED, sentSinceLoad: 0 }));
     return s;
   }
 
   /** The expected time to start of one more task on the shard, ms. */
   expectedStartMs(pool: string, shard: number, now: number): number {
     const s = this.stat(pool, shard);
-    const rtt = s.rttMs ?? 0;
+    const rtt = s.rttMs === null || now - s.rttAt > RTT_STALE_MS ? 0 : s.rttMs;
     const load = s.load && now - s.load.at <= LOAD_STALE_MS ? s.load : null;
     if (!load) return rtt + s.sentSinceLoad;
-    const queued = load.queued + s.sentSinceLoad;
-    return rtt + (load.drainPerSec > 0 ? (queued / load.drainPerSec) * 1000 : queued);
+    // Tasks that find an agent with room start at once; the rest wait for the queue to drain.
+    const waiting = Math.max(0, load.queued + s.sentSinceLoad - load.freeSlots);
+    const waitMs = load.drainPerSec > 0 ? (waiting / load.drainPerSec) * 1000 : waiting;
+    return rtt + Math.min(waitMs, MAX_WAIT_MS);
   }
 
   /** Whether the shard may be called: closed breaker, or open past its cooldown (one call tries it). */
@@ -61,7 +72,7 @@ export class Router {
     const pool_ = open.length > 0 ? open : shards;
     const scored = pool_.map((s) => ({ s, ms: this.expectedStartMs(pool, s.id, now) })).sort((a, b) => a.ms - b.ms);
     const best = scored[0]!;
-    const tied = scored.filter((x) => x.ms - best.ms < TIE_MS);
+    const tied = scored.filter((x) => x === best || x.ms - best.ms < TIE_MS);
     const reasonBase: RouteReason = open.length < shards.length ? "avoiding" : "latency";
     if (tied.length === 1) return { shard: best.s.id, reason: reasonBase };
     const local = callerRegion === null ? [] : tied.filter((x) => x.s.region === callerRegion);
@@ -79,7 +90,8 @@ export class Router {
   /** A call to the shard answered after `rttMs`, with its load summary when it sent one. */
   observe(pool: string, shard: number, rttMs: number, load: ShardLoad | undefined | null, now: number): void {
     const s = this.stat(pool, shard);
-    s.rttMs = s.rttMs === null ? rttMs : s.rttMs + 0.2 * (rttMs - s.rttMs);
+    s.rttMs = s.rttMs === null || now - s.rttAt > RTT_STALE_MS ? rttMs : s.rttMs + 0.2 * (rttMs - s.rttMs);
+    s.rttAt = now;
     s.breaker = afterOutcome(s.breaker, true, now, SHARD_BREAKER);
     // A shard measures its load at most every 500 ms: the same measurement again says nothing of what was sent since.
     if (load && (!s.load || load.at > s.load.at)) {

@@ -101,12 +101,14 @@ export class Tasks {
   }
 
   /**
-   * A page of the pool's tasks over all its shards, oldest first within what each page holds (merge.ts). A
+   * A page of the pool's tasks over all its shards (retired ones too), oldest first within what each page holds
+   * (merge.ts). A
    * single-shard pool answers its shard's own cursor, as before; a cursor of that kind keeps working on shard 0
    * after shards are added (the other shards start from their beginning).
    */
   async list(caller: Principal, pool: string, status: TaskStatus | null, limit: number, cursor: string | null): Promise<ListPage> {
-    const serving = await this.calls.placement.serving(pool);
+    // Every shard that ever served the pool: a retired one holds its finished tasks until they are purged.
+    const serving = (await this.calls.placement.list(pool)).shards;
     if (serving.length === 1 && (cursor === null || decodeCursor(cursor) === null)) {
       const page = unwrap(await this.calls.on(pool, serving[0]!.id, (c) => c.listTasks(caller, status, limit, cursor)));
       return { tasks: await openTasks(this.env, page.tasks), cursor: page.cursor };

@@ -32,7 +32,7 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${body.agentId ?? "(id to be generated)"}` });
-      const agent = await new Gateway(c.env).agents.register(c.var.caller, params.pool, {
+      const agent = await new Gateway(c.env, c.req.raw).agents.register(c.var.caller, params.pool, {
         agentId: body.agentId ?? null,
         capabilities: body.capabilities,
         resources: body.resources,
@@ -55,7 +55,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json({ agents: (await new Gateway(c.env).agents.list(c.var.caller, params.pool)).map(presentAgent) });
+      return c.json({ agents: (await new Gateway(c.env, c.req.raw).agents.list(c.var.caller, params.pool)).map(presentAgent) });
     },
   );
 
@@ -70,7 +70,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      return c.json(presentAgent(await new Gateway(c.env).agents.get(c.var.caller, params.pool, params.agentId)));
+      return c.json(presentAgent(await new Gateway(c.env, c.req.raw).agents.get(c.var.caller, params.pool, params.agentId)));
     },
   );
 
@@ -93,7 +93,7 @@ export function agentRoutes(routes: Routes): void {
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
       c.set("audit", { target: `${params.pool}/${params.agentId} -> ${body.state}` });
-      return c.json(presentAgent(await new Gateway(c.env).agents.transition(c.var.caller, params.pool, params.agentId, body.state)));
+      return c.json(presentAgent(await new Gateway(c.env, c.req.raw).agents.transition(c.var.caller, params.pool, params.agentId, body.state)));
     },
   );
 
@@ -109,7 +109,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      await new Gateway(c.env).agents.remove(c.var.caller, params.pool, params.agentId);
+      await new Gateway(c.env, c.req.raw).agents.remove(c.var.caller, params.pool, params.agentId);
       return c.json({ deleted: true, agentId: params.agentId });
     },
   );
@@ -126,7 +126,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const agent = await new Gateway(c.env).agents.heartbeat(c.var.caller, params.pool, params.agentId, body.load ?? null);
+      const agent = await new Gateway(c.env, c.req.raw).agents.heartbeat(c.var.caller, params.pool, params.agentId, body.load ?? null);
       return c.json({ ...presentAgent(agent), heartbeatIntervalMs: agent.heartbeatIntervalMs });
     },
   );
@@ -144,7 +144,7 @@ export function agentRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, params.pool);
-      const tasks = await new Gateway(c.env).agents.lease(c.var.caller, params.pool, params.agentId, body.max, body.waitMs);
+      const tasks = await new Gateway(c.env, c.req.raw).agents.lease(c.var.caller, params.pool, params.agentId, body.max, body.waitMs);
       // A shared agent leases other tenants' tasks: each of them gets a record of how many of its own went.
       const subjects = [...idsOfOtherTenants(tasks, c.var.caller.tenant)].map(([tenant, ids]) => ({ tenant, target: `${params.pool}/${params.agentId}: ${ids.length} tasks` }));
       c.set("audit", { target: `${params.pool}/${params.agentId}: ${tasks.length} tasks`, skip: tasks.length === 0, subjects });
@@ -175,7 +175,7 @@ export function agentRoutes(routes: Routes): void {
       headers.set(SOCKET_UPGRADE_HEADERS.principal, JSON.stringify(principalOf(c.var.caller)));
       headers.set(SOCKET_UPGRADE_HEADERS.agent, params.agentId);
       headers.set(SOCKET_UPGRADE_HEADERS.actor, actorName(c.var.caller));
-      const gateway = new Gateway(c.env);
+      const gateway = new Gateway(c.env, c.req.raw);
       const shard = await gateway.agents.socketShard(c.var.caller, params.pool, params.agentId, query.shard === undefined ? null : Number(query.shard));
       const res = await gateway.calls.on(params.pool, shard, (coordinator) => coordinator.fetch(new Request(c.req.url, { headers })));
       if (res.status !== 101) throw await errorOfResponse(res);

@@ -89,7 +89,7 @@ export function authRoutes(routes: Routes): void {
       if (!revoked) throw new ApiError("not_found", `no key ${params.id} in tenant ${params.tenant}`);
       // Agent sockets opened with the key close too: in its pool, or in every pool its tenant uses (an agent
       // registers before it connects, and registering is a write that lists the tenant in the directory).
-      const { calls, placement } = new Gateway(c.env);
+      const { calls, placement } = new Gateway(c.env, c.req.raw);
       const pools = revoked.pool !== null ? [revoked.pool] : (await placement.directory().list(revoked.tenant)).map((p) => p.pool);
       await Promise.all(pools.map((pool) => calls.everyShard(pool, (coordinator) => coordinator.closeSocketsOfKey(revoked.id))));
       return c.json(presentKey(revoked));

@@ -29,7 +29,7 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "the pools", schema: PoolsResponse } },
     },
     async (c) => {
-      const gateway = new Gateway(c.env);
+      const gateway = new Gateway(c.env, c.req.raw);
       const entries = await gateway.placement.directory().list(c.var.caller.allTenants ? null : c.var.caller.tenant);
       const pools = await Promise.all(entries.map(async ({ pool }) => ({ pool, ...(await gateway.pools.counts(c.var.caller, pool)) })));
       return c.json({ pools });
@@ -45,7 +45,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the stats", schema: PoolStatsResponse }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(await new Gateway(c.env).pools.stats(c.var.caller, params.pool)),
+    async (c, { params }) => c.json(await new Gateway(c.env, c.req.raw).pools.stats(c.var.caller, params.pool)),
   );
 
   routes.add(
@@ -59,7 +59,7 @@ export function poolRoutes(routes: Routes): void {
       responses: { 200: { description: "a page of tasks", schema: ListTasksResponse }, 400: err("bad query"), 404: err("no such pool") },
     },
     async (c, { params, query }) => {
-      const page = await new Gateway(c.env).tasks.list(c.var.caller, params.pool, query.status ?? null, query.limit, query.cursor ?? null);
+      const page = await new Gateway(c.env, c.req.raw).tasks.list(c.var.caller, params.pool, query.status ?? null, query.limit, query.cursor ?? null);
       return c.json({ tasks: page.tasks.map(presentTask), cursor: page.cursor });
     },
   );
@@ -75,7 +75,7 @@ export function poolRoutes(routes: Routes): void {
       body: RedriveBody,
       responses: { 200: { description: "how many were redriven", schema: RedriveResponse }, 404: err("no such pool") },
     },
-    async (c, { params, body }) => c.json(await new Gateway(c.env).pools.redrive(c.var.caller, params.pool, body.ids ?? null)),
+    async (c, { params, body }) => c.json(await new Gateway(c.env, c.req.raw).pools.redrive(c.var.caller, params.pool, body.ids ?? null)),
   );
 
   routes.add(
@@ -87,7 +87,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolParams,
       responses: { 200: { description: "the configuration", schema: PoolConfigSchema }, 404: err("no such pool") },
     },
-    async (c, { params }) => c.json(await new Gateway(c.env).pools.config(c.var.caller, params.pool)),
+    async (c, { params }) => c.json(await new Gateway(c.env, c.req.raw).pools.config(c.var.caller, params.pool)),
   );
 
   routes.add(
@@ -103,7 +103,7 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       c.set("audit", { target: `${params.pool}: ${JSON.stringify(body)}` });
-      return c.json(await new Gateway(c.env).pools.updateConfig(c.var.caller, params.pool, body));
+      return c.json(await new Gateway(c.env, c.req.raw).pools.updateConfig(c.var.caller, params.pool, body));
     },
   );
 
@@ -116,7 +116,7 @@ export function poolRoutes(routes: Routes): void {
       params: PoolTenantParams,
       responses: { 200: { description: "the values", schema: TenantValuesSchema }, 404: err("no such pool, or another tenant's") },
     },
-    async (c, { params }) => c.json(await new Gateway(c.env).pools.tenantValues(c.var.caller, params.pool, params.tenant)),
+    async (c, { params }) => c.json(await new Gateway(c.env, c.req.raw).pools.tenantValues(c.var.caller, params.pool, params.tenant)),
   );
 
   routes.add(
@@ -137,7 +137,7 @@ export function poolRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       c.set("audit", { target: `${params.pool}/${params.tenant}: ${JSON.stringify(body)}`, tenant: params.tenant });
-      return c.json(await new Gateway(c.env).pools.updateTenantValues(c.var.caller, params.pool, params.tenant, body));
+      return c.json(await new Gateway(c.env, c.req.raw).pools.updateTenantValues(c.var.caller, params.pool, params.tenant, body));
     },
   );
 }

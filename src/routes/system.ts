@@ -29,7 +29,7 @@ export function systemRoutes(routes: Routes): void {
     },
     async (c) => {
       const caller = c.var.caller;
-      const gateway = new Gateway(c.env);
+      const gateway = new Gateway(c.env, c.req.raw);
       const pools = await gateway.placement.directory().list(caller.allTenants ? null : caller.tenant);
       const metrics = await Promise.all(pools.map(({ pool }) => gateway.pools.metrics(caller, pool)));
       return c.body(renderMetrics(metrics), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });

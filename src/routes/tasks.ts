@@ -60,7 +60,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { body }) => {
-      const [outcome] = await new Gateway(c.env).submitter.submit(c.var.caller, [body], false, regionOf(c.req.raw));
+      const [outcome] = await new Gateway(c.env, c.req.raw).submitter.submit(c.var.caller, [body], false, regionOf(c.req.raw));
       if (!outcome) throw new Error("submit answered nothing");
       c.header("x-daa-shard", String(outcome.task.shard));
       c.set("audit", { target: outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
@@ -79,7 +79,7 @@ export function taskRoutes(routes: Routes): void {
       responses: { 201: { description: "the tasks in input order", schema: TasksResponse, headers: { "x-daa-shard": "Shard" } }, 400: err("invalid tasks") },
     },
     async (c, { body }) => {
-      const tasks = (await new Gateway(c.env).submitter.submit(c.var.caller, body.tasks, true, regionOf(c.req.raw))).map((o) => presentTask(o.task));
+      const tasks = (await new Gateway(c.env, c.req.raw).submitter.submit(c.var.caller, body.tasks, true, regionOf(c.req.raw))).map((o) => presentTask(o.task));
       c.header("x-daa-shard", [...new Set(tasks.map((t) => Number(t.shard)))].sort((a, b) => a - b).join(","));
       c.set("audit", { target: await batchTarget(tasks.map((t) => t.id)) });
       return c.json({ tasks }, 201);
@@ -95,7 +95,7 @@ export function taskRoutes(routes: Routes): void {
       params: TaskIdParams,
       responses: { 200: { description: "the task", schema: Task }, 404: err("no such task") },
     },
-    async (c, { params }) => c.json(presentTask(await new Gateway(c.env).tasks.get(c.var.caller, params.id))),
+    async (c, { params }) => c.json(presentTask(await new Gateway(c.env, c.req.raw).tasks.get(c.var.caller, params.id))),
   );
 
   routes.add(
@@ -113,7 +113,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { params, query }) => {
-      const task = await new Gateway(c.env).tasks.waitResult(c.var.caller, params.id, query.waitMs);
+      const task = await new Gateway(c.env, c.req.raw).tasks.waitResult(c.var.caller, params.id, query.waitMs);
       return c.json(presentTask(task), isFinal(task.status) ? 200 : 202);
     },
   );
@@ -129,7 +129,7 @@ export function taskRoutes(routes: Routes): void {
       responses: { 200: { description: "the task, cancelled", schema: Task }, 404: err("no such task"), 409: err("already final") },
     },
     async (c, { params }) => {
-      const task = await new Gateway(c.env).tasks.cancel(c.var.caller, params.id);
+      const task = await new Gateway(c.env, c.req.raw).tasks.cancel(c.var.caller, params.id);
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -148,7 +148,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const task = await new Gateway(c.env).tasks.complete(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.result ?? null));
+      const task = await new Gateway(c.env, c.req.raw).tasks.complete(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.result ?? null));
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -171,7 +171,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const task = await new Gateway(c.env).tasks.fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.error ?? DEFAULT_FAILURE), body.retryable);
+      const task = await new Gateway(c.env, c.req.raw).tasks.fail(c.var.caller, params.id, body.leaseToken, JSON.stringify(body.error ?? DEFAULT_FAILURE), body.retryable);
       c.set("audit", { target: params.id, tenant: task.tenant });
       return c.json(presentTask(task));
     },
@@ -190,7 +190,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { params, body }) => {
       requirePoolBinding(c.var.caller, poolOfTask(params.id));
-      const expiresAt = await new Gateway(c.env).tasks.extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null);
+      const expiresAt = await new Gateway(c.env, c.req.raw).tasks.extend(c.var.caller, params.id, body.leaseToken, body.extendMs ?? null);
       return c.json({ leaseExpiresAt: new Date(expiresAt).toISOString() });
     },
   );
@@ -209,7 +209,7 @@ export function taskRoutes(routes: Routes): void {
       },
     },
     async (c, { body }) => {
-      const results = await new Gateway(c.env).tasks.settle(c.var.caller, body.items.map(toSettlement), c.var.caller.pool);
+      const results = await new Gateway(c.env, c.req.raw).tasks.settle(c.var.caller, body.items.map(toSettlement), c.var.caller.pool);
       c.set("audit", { target: await batchTarget(body.items.map((item) => item.id)), subjects: await batchSubjects(results, c.var.caller.tenant) });
       return c.json({
         results: results.map((r) => {

@@ -43,6 +43,12 @@ export interface ChaosOptions {
   /** Mesh restarts (default 2) and agent kills (default 8), each when a planned share of the tasks is final. */
   restarts: number;
   kills: number;
+  /**
+   * Shards of the pool at the start (default 2); with `shardChanges` (default true) a shard is added at about a
+   * third of the run and the oldest active one drained at about two thirds, while agents work and tasks flow.
+   */
+  shards: number;
+  shardChanges: boolean;
   /** The client keeps at most this many of its tasks unfinished, submitting as others finish (default: a fifth of the tasks, 100-1,000). */
   window: number;
   /** Tasks per POST /v1/tasks/batch (default 100). */
@@ -109,6 +115,10 @@ export interface ChaosReport {
   restarts: number;
   agent_kills: number;
   agent_restarts_same_id: number;
+  /** Shard changes done mid-run, and every shard's state at the end. */
+  shards_added: number;
+  shards_drained: number;
+  shard_states: Record<string, string>;
   agent_unexpected_exits: number;
   submit_retries: number;
   /** Agents' "WebSocket no hello within ..." lines: dials that hung until the SDK's hello timeout. */
@@ -203,7 +213,11 @@ function planTasks(n: number, seed: number, rnd: () => number): PlannedTask[] {
 }
 
 /** `at`: the share of the tasks final when the fault strikes, so faults fall while work flows at any speed. */
-type ChaosEvent = { at: number; kind: "restart"; n: number; signal: "SIGKILL" | "SIGTERM" } | { at: number; kind: "kill"; pick: number; delayMs: number; sameId: boolean };
+type ChaosEvent =
+  | { at: number; kind: "restart"; n: number; signal: "SIGKILL" | "SIGTERM" }
+  | { at: number; kind: "kill"; pick: number; delayMs: number; sameId: boolean }
+  | { at: number; kind: "add_shard" }
+  | { at: number; kind: "drain_shard" };
 
 /** Mesh restarts evenly through the run (with jitter), agent kills anywhere in it. */
 function planEvents(o: ChaosOptions, rnd: () => number): ChaosEvent[] {
@@ -215,6 +229,11 @@ function planEvents(o: ChaosOptions, rnd: () => number): ChaosEvent[] {
   for (let k = 0; k < o.kills; k++) {
     const at = 0.03 + 0.92 * rnd();
     events.push({ at, kind: "kill", pick: Math.floor(rnd() * 1_000_000), delayMs: 200 + Math.floor(rnd() * 1800), sameId: rnd() < 0.5 });
+  }
+  // Drawn after the others, so a seed keeps its restarts and kills.
+  if (o.shardChanges) {
+    events.push({ at: 0.3 + (rnd() - 0.5) * 0.1, kind: "add_shard" });
+    events.push({ at: 0.6 + (rnd() - 0.5) * 0.1, kind: "drain_shard" });
   }
   return events.sort((a, b) => a.at - b.at);
 }
@@ -271,6 +290,8 @@ export function defaultOptions(quick = false): ChaosOptions {
     concurrency: 8,
     restarts: quick ? 1 : 2,
     kills: quick ? 4 : 8,
+    shards: 2,
+    shardChanges: true,
     window: windowFor(tasks),
     batchSize: 100,
     finalTimeoutMs: quick ? 120_000 : 300_000,
@@ -305,9 +326,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     `plan     ${o.tasks} tasks in batches of ${o.batchSize}, at most ${o.window} unfinished ` +
       `(${plan.filter((t) => t.kind === "flaky").length} flaky, ${plan.filter((t) => t.kind === "poison").length} always failing, ` +
       `${plan.filter((t) => t.kind === "single").length} with maxAttempts 1); ${o.agents} agents x concurrency ${o.concurrency}; ` +
-      `${o.restarts} mesh restart(s), ${o.kills} agent kill(s)`,
+      `${o.restarts} mesh restart(s), ${o.kills} agent kill(s); ${o.shards} shard(s)${o.shardChanges ? ", one added and one drained mid-run" : ""}`,
   );
-  log(`faults   ${events.map((e) => `${e.kind === "restart" ? `mesh ${e.signal}` : `kill${e.sameId ? " (same id)" : ""}`} at ${(e.at * 100).toFixed(0)}%`).join(", ")} of the tasks final`);
+  const describe = (e: ChaosEvent) => (e.kind === "restart" ? `mesh ${e.signal}` : e.kind === "kill" ? `kill${e.sameId ? " (same id)" : ""}` : e.kind === "add_shard" ? "shard added" : "shard drained");
+  log(`faults   ${events.map((e) => `${describe(e)} at ${(e.at * 100).toFixed(0)}%`).join(", ")} of the tasks final`);
   log(`work     ${work}`);
 
   const port = await freePort();
@@ -487,6 +509,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   }
 
   const ids: (string | null)[] = Array.from({ length: o.tasks }, () => null);
+  let shardsAdded = 0;
+  let shardsDrained = 0;
   const failures: string[] = [];
   let report: ChaosReport | null = null;
 
@@ -494,6 +518,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     server = await startDevServer({ persistDir, port });
     say(`mesh up on ${url()}`);
     await callRetrying("PUT", `/v1/pools/${POOL}/config`, POOL_CONFIG);
+    for (let s = 1; s < o.shards; s++) await callRetrying("POST", `/v1/pools/${POOL}/shards`, {});
     for (let s = 0; s < o.agents; s++) slots[s] = startAgent(s, `chaos-${s}`);
     // Wait until the fleet runs, so the first faults hit agents that work.
     const deadline = Date.now() + 60_000;
@@ -591,6 +616,20 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           });
           continue;
         }
+        if (e.kind === "add_shard") {
+          const added = await callRetrying("POST", `/v1/pools/${POOL}/shards`, {});
+          shardsAdded++;
+          say(`shard ${added.id} added`);
+          continue;
+        }
+        if (e.kind === "drain_shard") {
+          const { shards } = await callRetrying("GET", `/v1/pools/${POOL}/shards`);
+          const oldest = (shards as { id: string; state: string }[]).find((s) => s.state === "active")!;
+          const drained = await callRetrying("POST", `/v1/pools/${POOL}/shards/${oldest.id}/drain`);
+          shardsDrained++;
+          say(`shard ${drained.id} draining (${drained.queue.queued} queued there)`);
+          continue;
+        }
         const quietBy = Date.now() + 30_000;
         while (restartMarks.some((m) => !m.monitored) && Date.now() < quietBy) await sleep(50);
         await killAgent(e);
@@ -659,6 +698,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 
     report = verify({ o, plan, ids, listed, procs, counters, restartMarks, recovery, failures, say });
     report.restarts = restartMarks.length;
+    report.shards_added = shardsAdded;
+    report.shards_drained = shardsDrained;
+    report.shard_states = Object.fromEntries(((await callRetrying("GET", `/v1/pools/${POOL}/shards`)).shards as { id: string; state: string }[]).map((s) => [s.id, s.state]));
+    if (o.shardChanges && (shardsAdded !== 1 || shardsDrained !== 1)) failures.push(`${shardsAdded} shard(s) added and ${shardsDrained} drained, 1 and 1 planned`);
     report.agent_kills = agentKills;
     report.agent_restarts_same_id = sameIdRestarts;
     report.agent_unexpected_exits = unexpectedExits;
@@ -690,7 +733,7 @@ function emptyReport(o: ChaosOptions, failures: string[]): ChaosReport {
   return {
     chaos: true, seed: o.seed, tasks: o.tasks, submitted: 0, listed: 0, succeeded: 0, dead: 0, cancelled: 0, lost: 0, stuck: 0, extra: 0,
     double_accepted: 0, unproduced: 0, stale_accepted: 0, multi_produced: 0, verified_by_ack: 0, ack_checked_agents: 0, retried: 0, dead_by_cause: {}, planned_dead: 0, restarts: 0, agent_kills: 0,
-    agent_restarts_same_id: 0, agent_unexpected_exits: 0, submit_retries: 0, ws_hello_timeouts: 0, recovery_ms: [], counters: {},
+    agent_restarts_same_id: 0, shards_added: 0, shards_drained: 0, shard_states: {}, agent_unexpected_exits: 0, submit_retries: 0, ws_hello_timeouts: 0, recovery_ms: [], counters: {},
     leases_vs_attempts: { leased_total: 0, sum_attempts: 0 }, duration_ms: 0, failures, ok: false, work_dir: null,
   };
 }
@@ -912,6 +955,9 @@ function verify(x: {
     restarts: 0,
     agent_kills: 0,
     agent_restarts_same_id: 0,
+    shards_added: 0,
+    shards_drained: 0,
+    shard_states: {},
     agent_unexpected_exits: 0,
     submit_retries: 0,
     ws_hello_timeouts: procs.reduce((n, p) => n + (existsSync(p.stderrLog) ? (readFileSync(p.stderrLog, "utf8").match(/WebSocket no hello within/g)?.length ?? 0) : 0), 0),
@@ -936,6 +982,7 @@ function printReport(r: ChaosReport, log: (line: string) => void): void {
       `${r.agent_unexpected_exits} agent process(es) exited by themselves (e.g. started as the mesh went down), ${r.submit_retries} submit retries, ` +
       `${r.ws_hello_timeouts} WebSocket dial(s) given up after the 10 s hello timeout`,
   );
+  log(`shards: ${r.shards_added} added and ${r.shards_drained} drained mid-run; at the end ${Object.entries(r.shard_states).map(([id, state]) => `${id} ${state}`).join(", ")}`);
   for (const m of r.recovery_ms) {
     log(
       `restart ${m.restart} (${m.signal}), from the signal: the mesh answered after ${m.down_ms} ms, the first task succeeded after ${m.first_task_ms ?? "-"} ms, ` +

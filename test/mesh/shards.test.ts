@@ -126,7 +126,14 @@ describe("shards", () => {
     expect(reg.status).toBe(201);
     expect(reg.body.shard).toBe("0");
     await addShard(pool);
-    for (let i = 0; i < 10; i++) await submit(pool);
+    // The test hook makes one shard look far, then the other (the router learns it from the first call): tasks
+    // land on both.
+    const landed: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await api("POST", "/v1/tasks", { type: `${pool}.work` }, { headers: { "x-daa-test-shard-delay": i < 5 ? "0=40" : "1=40" } });
+      landed.push(res.body.shard);
+    }
+    expect(new Set(landed)).toEqual(new Set(["0", "1"]));
     const agents = await api("GET", `/v1/pools/${pool}/agents`);
     expect(agents.body.agents.map((a: any) => [a.agentId, a.shard])).toEqual([["a1", "0"]]);
     expect((await api("GET", `/v1/pools/${pool}`)).body.agents.running).toBe(1);
@@ -192,7 +199,8 @@ describe("shards", () => {
     await submit(pool);
     await addShard(pool);
     const onOne: any[] = [];
-    for (let i = 0; i < 20 && onOne.length < 3; i++) {
+    let total = 1;
+    for (let i = 0; i < 20 && onOne.length < 3; i++, total++) {
       const t = await submit(pool);
       if (t.shard === "1") onOne.push(t);
     }
@@ -210,5 +218,9 @@ describe("shards", () => {
     expect(res.body.results.map((r: any) => r.status)).toEqual(["succeeded", "succeeded"]);
     const retired = (await api("GET", `/v1/pools/${pool}/shards`)).body.shards[1];
     expect(retired.state).toBe("retired");
+    // A retired shard still counts and lists what it finished (here: nothing; its tasks all moved).
+    const listed = await allTasks(pool, 4);
+    expect(listed).toHaveLength(total);
+    expect((await api("GET", `/v1/pools/${pool}`)).body.queue.cancelled).toBe(1);
   });
 });
