@@ -1,13 +1,13 @@
 // Profiles the mesh's workerd isolate (Worker and Durable Objects) under a load, through the DevTools inspector
 // that wrangler dev exposes, and prints where the CPU time went: self time per function, top entries.
-//   node scripts/profile-mesh.ts [--tasks N] [--agents A] [--concurrency C] [--out file.cpuprofile]
+//   node scripts/profile-mesh.ts [--tasks N] [--agents A] [--concurrency C] [--shards S] [--out file.cpuprofile]
 import { fork, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort, ROOT, startDevServer } from "./dev-server.ts";
 
-const { values } = parseArgs({ options: { tasks: { type: "string", default: "6000" }, agents: { type: "string", default: "2" }, concurrency: { type: "string", default: "100" }, out: { type: "string" }, batch: { type: "string", default: "500" } } });
+const { values } = parseArgs({ options: { tasks: { type: "string", default: "6000" }, agents: { type: "string", default: "2" }, concurrency: { type: "string", default: "100" }, out: { type: "string" }, batch: { type: "string", default: "500" }, shards: { type: "string", default: "1" } } });
 const TASKS = Number(values.tasks);
 const inspectorPort = await freePort();
 const server = await startDevServer({ extraArgs: ["--inspector-port", String(inspectorPort)] });
@@ -45,6 +45,7 @@ const call = async (method: string, path: string, body?: unknown): Promise<any> 
 
 const pool = "profile";
 await call("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 10_000 });
+for (let i = 1; i < Number(values.shards); i++) await call("POST", `/v1/pools/${pool}/shards`, {});
 for (let i = 0; i < Number(values.agents); i++) {
   const child = fork(join(ROOT, "bench", "lib", "mesh-agent.ts"), [server.url, server.adminKey, pool, `p-${i}`, values.concurrency!], { execPath: process.execPath, stdio: ["ignore", "ignore", "inherit", "ipc"] });
   children.push(child);

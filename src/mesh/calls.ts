@@ -11,11 +11,24 @@ import type { Coordinator, Placement } from "./placement.ts";
 const MAX_HOPS = 4;
 
 /**
- * Test hook: with the variable DAA_TEST_HOOKS = "1" (tests and benchmarks only), a request header
- * `x-daa-test-shard-delay: 1=20,2=50` delays every call of that request to shard 1 by 20 ms and to shard 2 by
- * 50 ms, inside the timed round trip, as if those shards were farther away.
+ * Test hooks, only with the variable DAA_TEST_HOOKS = "1" (tests and benchmarks; never set in production):
+ * - a request header `x-daa-test-shard-delay: 1=20,2=50` delays every call of that request to shard 1 by 20 ms and
+ *   to shard 2 by 50 ms, inside the timed round trip, as if those shards were farther away;
+ * - `x-daa-test-route: random` places the request's new tasks on active shards at random (the baseline the
+ *   routing benchmark compares with).
  */
 export const TEST_DELAY_HEADER = "x-daa-test-shard-delay";
+export const TEST_ROUTE_HEADER = "x-daa-test-route";
+
+export interface TestHooks {
+  delays: Map<number, number> | null;
+  randomRoute: boolean;
+}
+
+export function testHooks(env: { DAA_TEST_HOOKS?: string }, request: Request | undefined): TestHooks | null {
+  if (env.DAA_TEST_HOOKS !== "1" || !request) return null;
+  return { delays: testDelays(env, request), randomRoute: request.headers.get(TEST_ROUTE_HEADER) === "random" };
+}
 
 export function testDelays(env: { DAA_TEST_HOOKS?: string }, request: Request | undefined): Map<number, number> | null {
   if (env.DAA_TEST_HOOKS !== "1" || !request) return null;
@@ -32,10 +45,13 @@ export function testDelays(env: { DAA_TEST_HOOKS?: string }, request: Request | 
 export class Calls {
   readonly placement: Placement;
   private readonly delays: Map<number, number> | null;
+  /** Test hook: new tasks go to a random active shard. */
+  readonly randomRoute: boolean;
 
-  constructor(placement: Placement, delays: Map<number, number> | null = null) {
+  constructor(placement: Placement, hooks: TestHooks | null = null) {
     this.placement = placement;
-    this.delays = delays;
+    this.delays = hooks?.delays ?? null;
+    this.randomRoute = hooks?.randomRoute ?? false;
   }
 
   /** Calls one shard, timing the round trip for the router. */

@@ -7,7 +7,7 @@
  */
 import type { OptionalSecrets } from "../env.ts";
 import { Agents } from "./agents.ts";
-import { Calls, testDelays } from "./calls.ts";
+import { Calls, testHooks } from "./calls.ts";
 import { Placement } from "./placement.ts";
 import { Pools } from "./pools.ts";
 import { Shards } from "./shards.ts";
@@ -28,7 +28,7 @@ export class Gateway {
   /** `request`: the client's request, for the test-only delay hook (calls.ts); absent for calls of the mesh itself. */
   constructor(env: Env & OptionalSecrets, request?: Request) {
     this.placement = new Placement(env);
-    this.calls = new Calls(this.placement, testDelays(env as { DAA_TEST_HOOKS?: string }, request));
+    this.calls = new Calls(this.placement, testHooks(env as { DAA_TEST_HOOKS?: string }, request));
     this.submitter = new Submitter(env, this.calls);
     this.tasks = new Tasks(env, this.calls);
     this.agents = new Agents(env, this.calls);

@@ -65,8 +65,12 @@ export class Router {
     return s.breaker.state !== "open" || (s.breaker.until ?? 0) <= now;
   }
 
-  /** The shard for one more task among `shards` (active ones), and why. */
-  choose(pool: string, shards: readonly ShardRecord[], callerRegion: Region | null, now: number): { shard: number; reason: RouteReason } {
+  /**
+   * The shard for one more task among `shards` (active ones), and why. `prefer`: the shard the request's previous
+   * task went to; among tied shards it is kept, so a batch goes to one shard in one call while the estimates tie
+   * (and successive requests take turns).
+   */
+  choose(pool: string, shards: readonly ShardRecord[], callerRegion: Region | null, now: number, prefer?: number): { shard: number; reason: RouteReason } {
     if (shards.length === 1) return { shard: shards[0]!.id, reason: "only" };
     const open = shards.filter((s) => this.available(this.stat(pool, s.id), now));
     const pool_ = open.length > 0 ? open : shards;
@@ -78,6 +82,8 @@ export class Router {
     const local = callerRegion === null ? [] : tied.filter((x) => x.s.region === callerRegion);
     if (local.length === 1) return { shard: local[0]!.s.id, reason: "region" };
     const among = local.length > 1 ? local : tied;
+    const kept = among.find((x) => x.s.id === prefer);
+    if (kept) return { shard: kept.s.id, reason: local.length > 1 ? "region" : "rotation" };
     const pick = among[this.turn++ % among.length]!;
     return { shard: pick.s.id, reason: "rotation" };
   }

@@ -12,7 +12,7 @@
 import { ApiError, unwrap, type ErrorDetails, type FieldProblem } from "../../contract/errors.ts";
 import { formatTaskId, isPoolName, parseTaskId, poolOfType, shardName } from "../../contract/ids.ts";
 import type { Principal, Region, Requirements, RouteReason, ShardRecord, SubmitOutcome, TaskInput, TaskRecord } from "../../contract/records.ts";
-import { randomToken } from "../../lib/random.ts";
+import { random01, randomToken } from "../../lib/random.ts";
 import { openTask, sealPayload } from "../../lib/security/sealing.ts";
 import type { OptionalSecrets } from "../env.ts";
 import { draining, overQuota, type Calls } from "./calls.ts";
@@ -60,6 +60,8 @@ function readdress(details: ErrorDetails | undefined, indexes: readonly number[]
 }
 
 export class Submitter {
+  /** The shard this request's previous task of each pool went to (ties keep it: a batch in one call). */
+  private readonly lastShard = new Map<string, number>();
   private readonly env: Env & OptionalSecrets;
   private readonly calls: Calls;
 
@@ -168,7 +170,8 @@ export class Submitter {
   private route(pool: string, item: Item, shards: readonly ShardRecord[], region: Region | null, full: ReadonlySet<number>, retry = false): boolean {
     const open = shards.filter((s) => !full.has(s.id));
     if (open.length === 0) return false;
-    const choice = router.choose(pool, open, region, Date.now());
+    const choice = this.calls.randomRoute ? { shard: open[Math.floor(random01() * open.length)]!.id, reason: "rotation" as const } : router.choose(pool, open, region, Date.now(), this.lastShard.get(pool));
+    this.lastShard.set(pool, choice.shard);
     item.shard = choice.shard;
     item.reason = retry ? "retry" : choice.reason;
     router.sent(pool, choice.shard);
