@@ -108,7 +108,12 @@ export class PoolCore {
     // RPC made after the commit, shard/drain.ts), and looks again while leases finish, until it can retire.
     timers.register({
       name: "drain",
-      next: (now) => (!this.peers.draining || this.peers.self().state === "retired" ? null : this.tasks.movable() || this.tasks.outboxSize() > 0 ? now : now + DRAIN_RECHECK_MS),
+      // A retired shard still hands over what becomes movable there (dead tasks redriven), but waits for nothing else.
+      next: (now) => {
+        if (!this.peers.draining) return null;
+        if (this.tasks.movable() || this.tasks.outboxSize() > 0) return now;
+        return this.peers.self().state === "retired" ? null : now + DRAIN_RECHECK_MS;
+      },
       run: (now, limit) => (this.peers.draining ? this.tasks.exportMovable(this.peers.activePeers().map((p) => p.id), Math.min(limit, DRAIN_BATCH), now) : 0),
     });
     timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });

@@ -69,9 +69,12 @@ export class Shards {
     return view(drained.shard, counts.get(shard));
   }
 
-  /** Every shard that still answers learns the list (a shard keeps the newest version it was told). */
+  /**
+   * Every shard learns the list (a shard keeps the newest version it was told), retired ones too: a dead task
+   * redriven there is handed to an active shard of the list it holds.
+   */
   private async tellEveryShard(pool: string, list: ShardList): Promise<void> {
-    await Promise.all(list.shards.filter((s) => s.state !== "retired").map((s) => this.calls.on(pool, s.id, (c) => c.setPeers(list))));
+    await Promise.all(list.shards.map((s) => this.calls.on(pool, s.id, (c) => c.setPeers(list))));
   }
 
   /** The agents at home on a draining shard move home to an active one (chosen as at registration). */

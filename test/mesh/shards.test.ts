@@ -194,6 +194,34 @@ describe("shards", () => {
     expect((await api("GET", `/v1/tasks/${held.id}`)).body.status).toBe("succeeded");
   });
 
+  it("a dead task of a retired shard is redriven to an active one", async () => {
+    const pool = freshPool("sh");
+    await submit(pool);
+    await addShard(pool);
+    await api("POST", `/v1/pools/${pool}/agents`, { agentId: "w", maxConcurrency: 100 });
+    let doomed: any = null;
+    for (let i = 0; i < 20 && !doomed; i++) {
+      const t = await submit(pool, { maxAttempts: 1 });
+      if (t.shard === "1") doomed = t;
+    }
+    expect(doomed).not.toBeNull();
+    // Lease everything, fail the doomed one for good, complete the rest.
+    const leased = (await api("POST", `/v1/pools/${pool}/agents/w/lease`, { max: 100 })).body.tasks as any[];
+    const items = leased.map((t) => (t.id === doomed.id ? { action: "fail", id: t.id, leaseToken: t.leaseToken, error: { message: "no" }, retryable: false } : { action: "complete", id: t.id, leaseToken: t.leaseToken, result: 1 }));
+    expect((await api("POST", "/v1/tasks/settle", { items })).status).toBe(200);
+    expect((await api("GET", `/v1/tasks/${doomed.id}`)).body.status).toBe("dead");
+    expect((await api("POST", `/v1/pools/${pool}/shards/1/drain`)).status).toBe(200);
+    await settleAlarms(pool, 1);
+    expect((await api("GET", `/v1/pools/${pool}/shards`)).body.shards[1].state).toBe("retired");
+    const redriven = await api("POST", `/v1/pools/${pool}/dlq/redrive`, { ids: [doomed.id] });
+    expect(redriven.body).toEqual({ redriven: 1, skipped: [] });
+    await settleAlarms(pool, 1);
+    const again = await api("GET", `/v1/tasks/${doomed.id}`);
+    expect(again.body).toMatchObject({ status: "queued", shard: "0" });
+    const taken = (await api("POST", `/v1/pools/${pool}/agents/w/lease`, { max: 10 })).body.tasks as any[];
+    expect(taken.map((t) => t.id)).toEqual([doomed.id]);
+  });
+
   it("a moved task is cancelled, leased and settled by its old id", async () => {
     const pool = freshPool("sh");
     await submit(pool);

@@ -31,7 +31,7 @@ export class ShardDrain {
   /** Runs the hand-over and the retirement check once at a time; callers share a running one. */
   flush(): Promise<void> {
     const core = this.host.core();
-    if (!core || !core.peers.draining || core.peers.self().state === "retired") return Promise.resolve();
+    if (!core || !core.peers.draining) return Promise.resolve();
     this.running ??= this.run(core).finally(() => (this.running = null));
     return this.running;
   }
@@ -53,6 +53,7 @@ export class ShardDrain {
       }
       if (!progress) return;
     }
+    if (core.peers.self().state === "retired") return;
     const idle = this.host.apply((c) => c.tasks.unfinished() === 0 && c.tasks.outboxSize() === 0);
     if (!idle.ok || !idle.value) return;
     const list = await this.host.retire(core.pool, core.shard);
