@@ -19,9 +19,10 @@ export interface PoolRpc {
    * when a task is pushed at once). Out: per input the task and whether it is new (`created: false` for a repeated
    * idempotency key of the tenant). Changes: inserts queued or waiting tasks (dead at once when a dependency is
    * dead or cancelled); creates the pool. Refuses as a whole: 400 unknown dependency (details index the inputs),
-   * 429 quota (`details.scope = "quota"`).
+   * 429 quota (`details.scope = "quota"`). With the outcome: the shard's load summary, and `room`, how many more
+   * unfinished tasks the tenant may have there (the gateway skips a quota check where there is plenty).
    */
-  submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[], routed?: Partial<Record<RouteReason, number>>): Promise<Outcome<SubmitOutcome[]> & { load?: ShardLoad }>;
+  submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[], routed?: Partial<Record<RouteReason, number>>): Promise<Outcome<SubmitOutcome[]> & { load?: ShardLoad; room?: number }>;
 
   /** Whether tasks with these idempotency keys (null: none) fit the tenant's quota. Out: null, or 429. Changes nothing. */
   checkQuota(principal: Principal, idempotencyKeys: (string | null)[]): Promise<Outcome<null>>;

@@ -136,6 +136,11 @@ export class PoolCore {
     return load;
   }
 
+  /** How many more unfinished tasks the tenant may have on this shard (its share of the quota, less what it has). */
+  quotaRoom(tenant: string): number {
+    return Math.ceil(this.tenants.maxUnfinished(tenant) / this.peers.activeCount()) - this.tasks.counts.unfinishedOf(tenant);
+  }
+
   /** The pool's shard list from the Worker. A shard told it drains starts handing its tasks over. */
   updatePeers(list: ShardList, now: number): ShardList {
     if (this.peers.update(list) && this.peers.draining) this.timers.set(now);

@@ -42,7 +42,7 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
 
   // ---- tasks ----------------------------------------------------------------------------------------------
 
-  async submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[], routed?: Partial<Record<RouteReason, number>>): Promise<Outcome<SubmitOutcome[]> & { load?: ShardLoad }> {
+  async submit(principal: Principal, inputs: TaskInput[], plaintexts?: string[], routed?: Partial<Record<RouteReason, number>>): Promise<Outcome<SubmitOutcome[]> & { load?: ShardLoad; room?: number }> {
     const { sockets, plaintexts: held } = this.parts;
     const out = await this.shell.change(true, (core, now) => {
       const outcomes = core.submit(principal, inputs, now, routed);
@@ -53,7 +53,7 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
       return outcomes;
     });
     const core = this.core;
-    return core ? { ...out, load: core.load(this.clock()) } : out;
+    return core ? { ...out, load: core.load(this.clock()), room: core.quotaRoom(principal.tenant) } : out;
   }
 
   async checkQuota(principal: Principal, idempotencyKeys: (string | null)[]): Promise<Outcome<null>> {
