@@ -104,17 +104,17 @@ export class Agents {
   }
 
   /** A change applied on every shard that has the agent: the home first (its refusal is the answer), then the others. */
-  private async everywhere<T>(caller: Principal, pool: string, agentId: string, change: (c: Coordinator) => Promise<Outcome<T>>): Promise<T> {
+  private async everywhere<T>(caller: Principal, pool: string, agentId: string, change: (c: Coordinator) => Promise<Outcome<T>>): Promise<T[]> {
     const home = await this.home(caller, pool, agentId);
     const first = unwrap(await this.calls.on(pool, home, change));
     const others = (await this.calls.placement.serving(pool)).filter((s) => s.id !== home);
-    await Promise.all(others.map((s) => this.calls.on(pool, s.id, change)));
-    return first;
+    const rest = await Promise.all(others.map((s) => this.calls.on(pool, s.id, change)));
+    return [first, ...rest.flatMap((o) => (o.ok ? [o.value] : []))];
   }
 
+  /** The agent as the change left it on its shards (a terminating agent that was idle is gone right after). */
   async transition(caller: Principal, pool: string, agentId: string, to: AgentState): Promise<AgentRecord> {
-    await this.everywhere(caller, pool, agentId, (c) => c.transitionAgent(caller, agentId, to));
-    return this.get(caller, pool, agentId);
+    return mergeAgent(await this.everywhere(caller, pool, agentId, (c) => c.transitionAgent(caller, agentId, to)));
   }
 
   async remove(caller: Principal, pool: string, agentId: string): Promise<void> {

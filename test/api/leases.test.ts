@@ -249,7 +249,10 @@ describe("agents", () => {
     await api("POST", `/v1/tasks/${t.id}/complete`, { leaseToken: l.leaseToken });
     expectError(await api("GET", `/v1/pools/${pool}/agents/a1`), 404, "not_found");
     await register(pool, "idle");
-    await api("PATCH", `/v1/pools/${pool}/agents/idle`, { state: "terminating" });
+    // The answer is the agent as the change left it, though an idle terminating agent is gone right after.
+    const idle = await api("PATCH", `/v1/pools/${pool}/agents/idle`, { state: "terminating" });
+    expect(idle.status).toBe(200);
+    expect(idle.body).toMatchObject({ agentId: "idle", state: "terminating" });
     expectError(await api("GET", `/v1/pools/${pool}/agents/idle`), 404, "not_found");
   });
 
