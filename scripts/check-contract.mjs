@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, ROOT, startDevServer } from "./dev-server.ts";
 import { createMeshApi } from "../agent/client/index.ts";
-import { everyRoute } from "../test/node/client-program.ts";
+import { everyRoute, expectedStatus } from "../test/node/client-program.ts";
 import { portmanConfig } from "../test/contract/portman.mjs";
 
 const TOOLS = { node: "24.21.0", "@stoplight/prism-cli": "5.16.0", "@apideck/portman": "1.33.0", newman: "6.2.2" };
@@ -61,8 +61,7 @@ try {
   const proxy = `http://127.0.0.1:${port}`;
   await waitFor(`${proxy}/healthz`, Date.now() + 60_000);
   const steps = await everyRoute(createMeshApi({ url: proxy, token: server.adminKey }), { pool: "contract-prism", tenant: "contract-prism" });
-  const expected = (route) => (["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents"].includes(route) ? 201 : route.endsWith("/connect") ? 400 : 200);
-  for (const s of steps) if (s.status !== expected(s.route)) report.prism.problems.push(`${s.route}: ${s.status} through the proxy`);
+  for (const s of steps) if (s.status !== expectedStatus(s.route)) report.prism.problems.push(`${s.route}: ${s.status} through the proxy`);
   for (const path of ["/v1/tasks/not-a-task-id", "/v1/pools/NOT_A_POOL/config", "/v1/pools/p/agents/%20/heartbeat"]) {
     const res = await fetch(`${proxy}${path}`, { method: path.endsWith("heartbeat") ? "POST" : "GET", headers: { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" }, body: path.endsWith("heartbeat") ? "{}" : undefined });
     if (res.status !== 404) report.prism.problems.push(`${path}: ${res.status} through the proxy, the contract says 404`);

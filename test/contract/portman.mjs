@@ -29,6 +29,9 @@ export const ORDER = [
   op("GET", "/v1/pools/{pool}/agents/{agentId}/connect"),
   op("PATCH", "/v1/pools/{pool}/agents/{agentId}"),
   op("DELETE", "/v1/pools/{pool}/agents/{agentId}"),
+  op("POST", "/v1/pools/{pool}/shards"),
+  op("GET", "/v1/pools/{pool}/shards"),
+  op("POST", "/v1/pools/{pool}/shards/{id}/drain"),
 ];
 
 const body = (operation, value) => ({ openApiOperation: operation, overwriteRequestBody: [{ key: ".", value, overwrite: true }] });
@@ -57,6 +60,7 @@ export function portmanConfig({ pool, tenant }) {
     assignVariables: [
       assign(op("POST", "/v1/tenants/{tenant}/keys"), { keyId: "id", apiKey: "key" }),
       assign(op("POST", "/v1/tasks"), { taskId: "id" }),
+      assign(op("POST", "/v1/pools/{pool}/shards"), { shardId: "id" }),
       assign(op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"), { leased0: "tasks[0].id", token0: "tasks[0].leaseToken", leased1: "tasks[1].id", token1: "tasks[1].leaseToken", leased2: "tasks[2].id", token2: "tasks[2].leaseToken" }),
     ],
     overwrites: [
@@ -93,9 +97,11 @@ export function portmanConfig({ pool, tenant }) {
       body(op("PUT", "/v1/pools/{pool}/config"), { heartbeatIntervalMs: 6000 }),
       path("*::/v1/pools/{pool}/tenants/{tenant}", { pool, tenant: "default" }),
       body(op("PUT", "/v1/pools/{pool}/tenants/{tenant}"), { weight: 2 }),
+      body(op("POST", "/v1/pools/{pool}/shards"), { region: "weur" }),
+      path(op("POST", "/v1/pools/{pool}/shards/{id}/drain"), { pool, id: "{{shardId}}" }),
     ],
     globals: {
-      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "System"],
+      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "System"],
       orderOfOperations: ORDER,
       securityOverwrites: { bearer: { token: "{{bearerToken}}" } },
       collectionPreRequestScripts: [],

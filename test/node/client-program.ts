@@ -4,6 +4,12 @@
 // checks that it names every route of the document.
 import { ok, type MeshApi, type Schemas } from "../../agent/client/index.ts";
 
+/** The status each step of the program expects: 201 for what it creates; the connect route refuses a request without Upgrade (400). */
+const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards"]);
+export function expectedStatus(route: string): number {
+  return CREATED.has(route) ? 201 : route.endsWith("/connect") ? 400 : 200;
+}
+
 export interface Step {
   route: string;
   status: number;
