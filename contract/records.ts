@@ -63,6 +63,9 @@ export interface TaskError {
 export interface TaskInput {
   /** A task id chosen by the gateway (it names this pool and shard), so an idempotency key can be claimed first. */
   id?: string;
+  /** From the payload (read by the gateway before sealing it): the shared state's content mapping and embedding. */
+  imageId?: string;
+  embedding?: number[];
   type: string;
   /** JSON text (an envelope once sealed). */
   payload: string;

@@ -6,6 +6,32 @@
 import type { Outcome } from "./errors.ts";
 import type { AgentMember, PoolConfig, Requirements, ShardList, ShardLoad } from "./records.ts";
 
+/** The sections of the shared state (the seed's SemanticStateCRDT), as the API names them. */
+export const SECTIONS = ["image_embeddings", "content_mappings", "agent_loads", "task_queue"] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** One section of a shard's digest (lib/gossip/exchange.ts). */
+export interface SectionDigest {
+  /** Replica -> the largest event of it this section has seen (empty for the G-Set). */
+  vc: Record<string, number>;
+  /** SHA-256 (hex) of the section's canonical encoding. */
+  hash: string;
+  size: number;
+}
+
+export type Digest = Record<Section, SectionDigest>;
+
+/** What `GET /v1/pools/:pool/state` shows of one shard, with its exchange counters. */
+export interface SharedStateSummary {
+  shard: number;
+  vclock: Record<string, number>;
+  sizes: Record<Section, number>;
+  digest: string;
+  rounds: number;
+  bytes: number;
+  merges: number;
+}
+
 /** A task as it travels to another shard: what its row says, without the shard-local columns. */
 export interface MovingTask {
   id: string;
@@ -66,6 +92,18 @@ export interface ShardRpc {
 
   /** The agents at home here (ids and metadata JSON), as their home drains. Changes nothing. */
   agentsAtHome(): Promise<{ agentId: string; metadata: string }[]>;
+
+  /**
+   * Anti-entropy (lib/gossip/exchange.ts): a peer's digest; out: what it lacks of this shard's state (null: nothing)
+   * and the sections it should send back. Null when this shard drops the peer's exchanges (test partition).
+   */
+  gossipExchange(from: number, digest: Digest): Promise<{ delta: Uint8Array | null; want: Section[] } | null>;
+
+  /** Sections a peer sends back; merged into this shard's state. False when dropped (test partition). */
+  gossipPush(from: number, delta: Uint8Array): Promise<boolean>;
+
+  /** Sizes, vector clock and digest of this shard's shared state (a shard never written to: the empty state). */
+  sharedState(): Promise<SharedStateSummary>;
 
   /** Make this shard the home of these agents, or not (their home drained). */
   setAgentHome(agentIds: string[], home: boolean): Promise<Outcome<null>>;

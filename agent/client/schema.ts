@@ -466,6 +466,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pools/{pool}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shared state of each shard (sizes, vector clock, digest) and whether the shards agree */
+        get: operations["getV1PoolsPoolState"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/keys": {
         parameters: {
             query?: never;
@@ -2332,6 +2349,55 @@ export interface operations {
             404: components["responses"]["NotFound"];
             /** @description lease_lost, invalid_transition or conflict: the last active shard, or a retired one */
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1PoolsPoolState: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the state per shard */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        shards: {
+                            /** @description a shard of the pool: 0, 1, ... */
+                            id: string;
+                            /** @description the shard's vector clock: events seen per shard */
+                            vclock: {
+                                [key: string]: number;
+                            };
+                            sizes: {
+                                image_embeddings: number;
+                                content_mappings: number;
+                                agent_loads: number;
+                                task_queue: number;
+                            };
+                            /** @description SHA-256 (hex) of the shard's canonical encoding */
+                            digest: string;
+                        }[];
+                        /** @description every active and draining shard has the same digest */
+                        converged: boolean;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such pool */
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];

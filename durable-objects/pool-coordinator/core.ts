@@ -28,6 +28,7 @@ import type {
 import { ShardPeers } from "./shard/peers.ts";
 import type { MovingTask, PoolSnapshot } from "../../contract/shard-rpc.ts";
 import { applySnapshot, takeSnapshot } from "./shard/snapshot.ts";
+import { GossipStore } from "./gossip/store.ts";
 import { random01 } from "../../lib/random.ts";
 import type { Timers } from "../shared/timers.ts";
 import { AgentStore } from "./agents/index.ts";
@@ -76,8 +77,18 @@ export class PoolCore {
   private readonly sql: SqlStorage;
   private cachedConfig: PoolConfig | null = null;
 
+  /** The shard's copy of the shared state (gossip/store.ts), and when its next exchange round is due. */
+  readonly gossip: GossipStore;
+  readonly gossipClock = { last: 0, due: false };
+
   constructor(host: PoolHost) {
-    const { sql, pool, shard, emit, timers } = host;
+    const { sql, pool, shard, timers } = host;
+    this.gossip = new GossipStore(sql, shard + 1);
+    // A success feeds the shared state's content mappings (for tasks submitted with an imageId).
+    const emit: Emit = (event) => {
+      if (event.type === "task_finished" && event.status === "succeeded") this.gossip.noteSucceeded(event.id);
+      host.emit(event);
+    };
     this.sql = sql;
     this.pool = pool;
     this.shard = shard;
@@ -117,6 +128,16 @@ export class PoolCore {
       run: (now, limit) => (this.peers.draining ? this.tasks.exportMovable(this.peers.activePeers().map((p) => p.id), Math.min(limit, DRAIN_BATCH), now) : 0),
     });
     timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });
+    // Anti-entropy with the pool's other shards while there are any: the round itself is RPCs after the commit.
+    timers.register({
+      name: "gossip",
+      next: () => (this.peers.current().shards.filter((s) => s.state !== "retired").length > 1 ? this.gossipClock.last + this.config().gossip.intervalMs : null),
+      run: (now) => {
+        this.gossipClock.due = true;
+        this.gossipClock.last = now;
+        return 0;
+      },
+    });
     this.timers = timers;
   }
 
@@ -143,7 +164,8 @@ export class PoolCore {
 
   /** The pool's shard list from the Worker. A shard told it drains starts handing its tasks over. */
   updatePeers(list: ShardList, now: number): ShardList {
-    if (this.peers.update(list) && this.peers.draining) this.timers.set(now);
+    // A new list may start gossip (a second shard) or a drain: the alarm looks at once.
+    if (this.peers.update(list)) this.timers.set(now);
     return this.peers.current();
   }
 
@@ -213,6 +235,7 @@ export class PoolCore {
 
   /** Writes what the transaction gathered in memory (counters, agent outcomes). Call at its end, inside it. */
   flush(now: number): void {
+    this.gossip.flush(now);
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
     this.tasks.counts.flush();
@@ -226,6 +249,7 @@ export class PoolCore {
     this.lanes.reload();
     this.tasks.counts.discard();
     this.peers.discard();
+    this.gossip.discard();
     this.cachedLoad = null;
     // A tenant first seen by the rolled-back transaction is not in the table after all.
     this.tenants.discard();
@@ -245,6 +269,10 @@ export class PoolCore {
     this.peers.refuseUnclaimedKeys(inputs);
     this.tenants.touch(principal, now);
     const outcomes = this.tasks.submit(principal, inputs, now);
+    outcomes.forEach((o, i) => {
+      const input = inputs[i]!;
+      if (o.created && (input.imageId !== undefined || input.embedding !== undefined)) this.gossip.submitted(o.task.id, input.imageId, input.embedding);
+    });
     for (const reason of ROUTE_REASONS) this.stats.count(`routed.${reason}`, routed?.[reason] ?? 0);
     return outcomes;
   }

@@ -8,7 +8,7 @@ import { agentCounts, poolMetrics, poolStats, statusCounts } from "./observe.ts"
 import { Parts } from "./parts.ts";
 import { acceptAgentSocket } from "./sockets/accept.ts";
 import { attachmentOf, CLOSE, closeQuietly } from "./sockets/attachment.ts";
-import type { HeldKey, MovingTask, PoolSnapshot, ShardRpc } from "../../contract/shard-rpc.ts";
+import type { Digest, HeldKey, MovingTask, PoolSnapshot, Section, SharedStateSummary, ShardRpc } from "../../contract/shard-rpc.ts";
 
 /** Dead tasks one redrive call moves per transaction. */
 const REDRIVE_CHUNK = 1_000;
@@ -226,6 +226,27 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
   /** Keyed submits go through the pool's key index from now on; the keys this shard holds, to seed it. */
   async indexKeys(): Promise<Outcome<HeldKey[]>> {
     return this.shell.change(false, (core) => core.peers.indexKeys());
+  }
+
+  // ---- shared state (gossip/) ----------------------------------------------------------------------------------
+
+  async gossipExchange(from: number, digest: Digest): Promise<{ delta: Uint8Array | null; want: Section[] } | null> {
+    return this.parts.gossip.exchange(from, digest);
+  }
+
+  async gossipPush(from: number, delta: Uint8Array): Promise<boolean> {
+    return this.parts.gossip.push(from, delta);
+  }
+
+  async sharedState(): Promise<SharedStateSummary> {
+    return this.parts.gossip.summary(this.parts.shell.home.shard);
+  }
+
+  /** Test hooks (DAA_TEST_HOOKS=1 only): drop the exchanges with these shards; run one round now. */
+  async gossipTestHook(blocked: number[] | null, round: boolean): Promise<number[] | null> {
+    if ((this.env as { DAA_TEST_HOOKS?: string }).DAA_TEST_HOOKS !== "1") return null;
+    if (blocked !== null) this.parts.gossip.blocked = new Set(blocked);
+    return round ? this.parts.gossip.round() : [];
   }
 
   /** This shard's load summary (queued work, drain rate, agents). */

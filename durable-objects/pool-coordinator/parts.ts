@@ -14,6 +14,9 @@ import { PoolEvents } from "./events.ts";
 import { PlaintextCache } from "./plaintexts.ts";
 import { ResultSealer } from "./results.ts";
 import { ShardDrain } from "./shard/drain.ts";
+import { GossipRunner } from "./gossip/runner.ts";
+import { crdtWasm } from "../../lib/wasm/crdt-module.ts";
+import { random01 } from "../../lib/random.ts";
 import { PoolShell } from "./shell.ts";
 import { CLOSE, closeQuietly } from "./sockets/attachment.ts";
 import { Inbox } from "./sockets/inbox.ts";
@@ -33,6 +36,7 @@ export class Parts {
   readonly audit: AuditBatcher;
   readonly results: ResultSealer;
   readonly drain: ShardDrain;
+  readonly gossip: GossipRunner;
   readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
   /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
   readonly roundRobin: RoundRobinState = new Map();
@@ -65,6 +69,13 @@ export class Parts {
         this.sockets.changed();
       },
     });
+    this.gossip = new GossipRunner({
+      core: () => this.shell.core,
+      apply: (fn) => this.shell.apply(false, fn),
+      peer: (id) => env.POOL.getByName(shardName(this.shell.home.pool, id)),
+      wasm: crdtWasm(),
+      random01,
+    });
     this.shell = new PoolShell({
       storage: ctx.storage,
       name: ctx.id.name,
@@ -73,7 +84,10 @@ export class Parts {
       timers: this.timers,
       list: (pool, tenant, at) => env.DIRECTORY.getByName("mesh").register(pool, tenant, at),
       pushed: () => this.outbox.idle(),
-      after: () => this.drain.flush(),
+      after: async () => {
+        await this.drain.flush();
+        await this.gossip.flush();
+      },
     });
     const apply = <T>(fn: (core: PoolCore, now: number) => T) => this.shell.apply(false, fn);
     this.inbox = new Inbox({ clock, apply, settle: () => this.shell.settle(), seal: (items) => this.results.seal(items), audit: this.audit });

@@ -1,3 +1,4 @@
+import { GOSSIP_MIGRATION } from "./gossip/store.ts";
 import { migrate as migrateStore, tableExists, type Schema } from "../shared/migrations.ts";
 
 /**
@@ -188,6 +189,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX moved_by_at ON moved (at);
   ALTER TABLE agents ADD COLUMN home INTEGER NOT NULL DEFAULT 1 CHECK (home IN (0, 1));
   `,
+  /* 10: the shard's shared state (gossip/store.ts) */ GOSSIP_MIGRATION,
 ];
 
 export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };

@@ -70,6 +70,17 @@ export class Shards {
   }
 
   /**
+   * Each active and draining shard's shared state (sizes, vector clock, digest) and whether they agree. A shard
+   * never written to holds the empty state.
+   */
+  async state(caller: Principal, pool: string): Promise<{ shards: { id: string; vclock: Record<string, number>; sizes: Record<string, number>; digest: string }[]; converged: boolean }> {
+    await this.pools.config(caller, pool);
+    const outs = await this.calls.everyShard(pool, (c) => c.sharedState());
+    const shards = outs.map(({ shard, out }) => ({ id: String(shard.id), vclock: out.vclock, sizes: out.sizes, digest: out.digest }));
+    return { shards, converged: new Set(shards.map((s) => s.digest)).size <= 1 };
+  }
+
+  /**
    * Every shard learns the list (a shard keeps the newest version it was told), retired ones too: a dead task
    * redriven there is handed to an active shard of the list it holds.
    */

@@ -9,28 +9,17 @@
  *   best shard ("retry"). Several shards cannot commit together, so what a shard could refuse as a whole is
  *   checked on every shard of the call first; a concurrent submit can still take the room in between.
  */
-import { ApiError, unwrap, type ErrorDetails, type FieldProblem } from "../../contract/errors.ts";
+import { ApiError, unwrap, type FieldProblem } from "../../contract/errors.ts";
 import { formatTaskId, isPoolName, parseTaskId, poolOfType, shardName } from "../../contract/ids.ts";
-import type { Principal, Region, Requirements, RouteReason, ShardRecord, SubmitOutcome, TaskInput, TaskRecord } from "../../contract/records.ts";
+import type { Principal, Region, RouteReason, ShardRecord, SubmitOutcome, TaskInput, TaskRecord } from "../../contract/records.ts";
 import { random01, randomToken } from "../../lib/random.ts";
 import { openTask, sealPayload } from "../../lib/security/sealing.ts";
 import type { OptionalSecrets } from "../env.ts";
 import { draining, overQuota, type Calls } from "./calls.ts";
 import { router } from "./routing.ts";
+import { groupByShard, isKeysIndexed, readdress, sharedStateFields, type Group, type Item, type Refusal, type Submission } from "./submit-parts.ts";
 
-/** A validated submission (the route's schema applied its defaults), payload not yet JSON text. */
-export interface Submission {
-  type: string;
-  payload?: unknown;
-  priority: number;
-  pool?: string | undefined;
-  requires?: Partial<Requirements> | undefined;
-  idempotencyKey?: string | null | undefined;
-  maxAttempts: number;
-  timeoutMs: number;
-  delayMs: number;
-  dependsOn: string[];
-}
+export type { Submission } from "./submit-parts.ts";
 
 /**
  * The quota room each shard last reported for a tenant (`<pool>#<shard>\n<tenant>`), in this isolate. A submit over
@@ -47,27 +36,6 @@ export const CLAIM_PENDING_MS = 30_000;
 /** Rounds of re-placing tasks a shard refused (it drains, or its quota share is used up). */
 const PLACEMENT_ROUNDS = 4;
 
-interface Item {
-  index: number;
-  pool: string;
-  input: TaskInput;
-  plaintext: string;
-  shard: number;
-  reason: RouteReason;
-  /** Pinned to its shard: it has dependencies there. */
-  pinned: boolean;
-  /** The key's claim made here (its id is the task's). */
-  claimed: boolean;
-}
-
-/**
- * Problems a shard reported with indexes into its slice, re-addressed to the caller's fields: `tasks.<i>.<field>`
- * in a batch, the field itself for a single task (the index is the shard's, not part of the answer).
- */
-function readdress(details: ErrorDetails | undefined, indexes: readonly number[], batch: boolean): ErrorDetails | undefined {
-  if (!Array.isArray(details)) return details;
-  return details.map((d) => (d.index === undefined ? d : { field: batch ? `tasks.${indexes[d.index]}.${d.field}` : d.field, message: d.message }));
-}
 
 export class Submitter {
   /** The shard this request's previous task of each pool went to (ties keep it: a batch in one call). */
@@ -132,6 +100,7 @@ export class Submitter {
         if (!owner || owner.pool !== pool) problems.push({ field: `${prefix}dependsOn.${j}`, message: `${dep} is not a task of pool ${pool}` });
       });
       const plaintext = JSON.stringify(task.payload ?? {});
+      const shared = sharedStateFields(task.payload);
       const input: TaskInput = {
         type: task.type,
         payload: plaintext,
@@ -142,6 +111,7 @@ export class Submitter {
         timeoutMs: task.timeoutMs,
         delayMs: task.delayMs,
         dependsOn: task.dependsOn,
+        ...shared,
       };
       items.push({ index, pool, input, plaintext, shard: 0, reason: "only", pinned: false, claimed: false });
     }
@@ -371,32 +341,4 @@ export class Submitter {
     for (const i of items) byPool.set(i.pool, [...(byPool.get(i.pool) ?? []), { key: i.input.idempotencyKey!, from: i.input.id!, to: null }]);
     await Promise.allSettled([...byPool].map(([pool, changes]) => this.calls.placement.keyIndex(pool).reclaim(caller.tenant, changes, Date.now())));
   }
-}
-
-function isKeysIndexed(out: { ok: boolean; error?: { details?: ErrorDetails } }): boolean {
-  const details = out.ok ? undefined : out.error?.details;
-  return !!details && !Array.isArray(details) && details.keysIndexed === true;
-}
-
-interface Group {
-  pool: string;
-  shard: number;
-  items: Item[];
-}
-
-interface Refusal {
-  group: Group;
-  why: "draining" | "quota" | "keys";
-  error: ApiError;
-}
-
-function groupByShard(items: readonly Item[]): Group[] {
-  const groups = new Map<string, Group>();
-  for (const item of items) {
-    const key = shardName(item.pool, item.shard);
-    const group = groups.get(key) ?? { pool: item.pool, shard: item.shard, items: [] };
-    group.items.push(item);
-    groups.set(key, group);
-  }
-  return [...groups.values()];
 }

@@ -3,7 +3,7 @@ import { Gateway } from "../mesh/gateway.ts";
 import type { Routes } from "../openapi/route.ts";
 import { PoolParams } from "../schemas/agents.ts";
 import { ErrorSchema } from "../schemas/common.ts";
-import { AddShard, Shard, ShardParams, ShardsResponse } from "../schemas/shards.ts";
+import { AddShard, Shard, ShardParams, ShardsResponse, StateResponse } from "../schemas/shards.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
 
@@ -18,7 +18,7 @@ export function shardRoutes(routes: Routes): void {
       responses: { 200: { description: "the shards", schema: ShardsResponse }, 404: err("no such pool") },
     },
     async (c, { params }) => {
-      const { shards, topology } = await new Gateway(c.env).shards.list(c.var.caller, params.pool);
+      const { shards, topology } = await new Gateway(c.env, c.req.raw).shards.list(c.var.caller, params.pool);
       return c.json({ shards: shards.map(presentShard), topology });
     },
   );
@@ -35,7 +35,7 @@ export function shardRoutes(routes: Routes): void {
       responses: { 201: { description: "the new shard", schema: Shard }, 400: err("unknown region"), 404: err("no such pool") },
     },
     async (c, { params, body }) => {
-      const added = await new Gateway(c.env).shards.add(c.var.caller, params.pool, body.region ?? null);
+      const added = await new Gateway(c.env, c.req.raw).shards.add(c.var.caller, params.pool, body.region ?? null);
       c.set("audit", { target: `${params.pool}#${added.shard.id}${body.region ? ` (${body.region})` : ""}` });
       return c.json(presentShard(added), 201);
     },
@@ -53,7 +53,19 @@ export function shardRoutes(routes: Routes): void {
     },
     async (c, { params }) => {
       c.set("audit", { target: `${params.pool}#${params.id}` });
-      return c.json(presentShard(await new Gateway(c.env).shards.drain(c.var.caller, params.pool, Number(params.id))));
+      return c.json(presentShard(await new Gateway(c.env, c.req.raw).shards.drain(c.var.caller, params.pool, Number(params.id))));
     },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/v1/pools/:pool/state",
+      summary: "The shared state of each shard (sizes, vector clock, digest) and whether the shards agree",
+      tag: "Shards",
+      params: PoolParams,
+      responses: { 200: { description: "the state per shard", schema: StateResponse }, 404: err("no such pool") },
+    },
+    async (c, { params }) => c.json(await new Gateway(c.env, c.req.raw).shards.state(c.var.caller, params.pool)),
   );
 }

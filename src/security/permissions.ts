@@ -44,6 +44,7 @@ export const PERMISSIONS: Readonly<Record<string, readonly Role[] | typeof PUBLI
   "GET /v1/pools/:pool/shards": TASK_CLIENTS,
   "POST /v1/pools/:pool/shards": ["operator"],
   "POST /v1/pools/:pool/shards/:id/drain": ["operator"],
+  "GET /v1/pools/:pool/state": TASK_CLIENTS,
   "POST /v1/tenants/:tenant/keys": ["admin"],
   "GET /v1/tenants/:tenant/keys": ["admin"],
   "DELETE /v1/tenants/:tenant/keys/:id": ["admin"],

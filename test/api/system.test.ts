@@ -64,6 +64,7 @@ describe("/openapi.json", () => {
         "GET /v1/pools/{pool}/shards",
         "POST /v1/pools/{pool}/shards",
         "POST /v1/pools/{pool}/shards/{id}/drain",
+        "GET /v1/pools/{pool}/state",
         "GET /healthz",
         "GET /metrics",
         "GET /openapi.json",

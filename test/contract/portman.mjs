@@ -31,6 +31,7 @@ export const ORDER = [
   op("DELETE", "/v1/pools/{pool}/agents/{agentId}"),
   op("POST", "/v1/pools/{pool}/shards"),
   op("GET", "/v1/pools/{pool}/shards"),
+  op("GET", "/v1/pools/{pool}/state"),
   op("POST", "/v1/pools/{pool}/shards/{id}/drain"),
 ];
 

@@ -68,6 +68,7 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
 
   const shard = await ok(step("POST /v1/pools/:pool/shards", api.POST("/v1/pools/{pool}/shards", { params: { path: { pool } }, body: { region: "weur" } })));
   await step("GET /v1/pools/:pool/shards", api.GET("/v1/pools/{pool}/shards", { params: { path: { pool } } }));
+  await step("GET /v1/pools/:pool/state", api.GET("/v1/pools/{pool}/state", { params: { path: { pool } } }));
   await step("POST /v1/pools/:pool/shards/:id/drain", api.POST("/v1/pools/{pool}/shards/{id}/drain", { params: { path: { pool, id: shard.id } } }));
 
   await step("PATCH /v1/pools/:pool/agents/:agentId", api.PATCH("/v1/pools/{pool}/agents/{agentId}", { ...agent, body: { state: "paused" } }));

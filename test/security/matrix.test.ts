@@ -126,6 +126,7 @@ const FIXTURES: Record<string, Fixture> = {
     other: async () => ({ method: "PUT", path: `/v1/pools/${OTHER_POOL}/tenants/${OWN}`, body: {} }),
   },
   "GET /v1/pools/:pool/shards": poolRoute("GET", "/shards"),
+  "GET /v1/pools/:pool/state": poolRoute("GET", "/state"),
   "POST /v1/pools/:pool/shards": poolRoute("POST", "/shards", {}),
   "POST /v1/pools/:pool/shards/:id/drain": {
     own: async () => {
