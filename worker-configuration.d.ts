@@ -14,11 +14,14 @@ interface __BaseEnv_Env {
 	KEYS: DurableObjectNamespace<import("./src/index").KeyStore>;
 	AUDIT: DurableObjectNamespace<import("./src/index").AuditLog>;
 	KEY_INDEX: DurableObjectNamespace<import("./src/index").KeyIndex>;
+	CACHE_INDEX: DurableObjectNamespace<import("./src/index").CacheIndex>;
+	CACHE_KV: KVNamespace;
+	CACHE_R2: R2Bucket;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "PoolCoordinator" | "MeshDirectory" | "KeyStore" | "AuditLog" | "KeyIndex";
+		durableNamespaces: "PoolCoordinator" | "MeshDirectory" | "KeyStore" | "AuditLog" | "KeyIndex" | "CacheIndex";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

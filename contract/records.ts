@@ -66,6 +66,8 @@ export interface TaskInput {
   /** From the payload (read by the gateway before sealing it): the shared state's content mapping and embedding. */
   imageId?: string;
   embedding?: number[];
+  /** A cacheable task: its success fills the output cache under this key (contract/cache.ts). */
+  cache?: CacheFill;
   type: string;
   /** JSON text (an envelope once sealed). */
   payload: string;
@@ -207,6 +209,27 @@ export interface PoolConfig {
   requireClientCert: boolean;
   /** How the pool's shards exchange their shared state (anti-entropy rounds). */
   gossip: GossipConfig;
+  /** Which task types' results are cached, and for how long at each level (API.md, "Caches and vector indexes"). */
+  cache: CacheConfig;
+}
+
+export interface CacheConfig {
+  /** Cacheable types (a submit with `cache: true` is cacheable whatever its type). */
+  types: string[];
+  /** Time to live at each level, ms: L1 the Worker isolate, L2 Workers KV, L3 R2 with the Cache API in front. */
+  ttlMs: { l1: number; l2: number; l3: number };
+  semantic: SemanticCacheConfig;
+}
+
+export interface SemanticCacheConfig {
+  /** Types whose near-duplicates (by embedding) are hits. Never other types: they may have side effects. */
+  types: string[];
+  /** The submitting tenant's index the embeddings go to (created with the embedding's dimensions if missing). */
+  index: string | null;
+  /** Least cosine similarity of a hit. */
+  threshold: number;
+  /** The model that embeds a task's `text` at the edge: an ONNX file in R2. */
+  model: { r2Key: string; dimensions: number } | null;
 }
 
 export const GOSSIP_TOPOLOGIES = ["auto", "star", "ring", "mesh"] as const;
@@ -223,7 +246,11 @@ export interface GossipConfig {
 }
 
 /** A change of pool configuration: any subset of the fields; nested objects merge field by field. */
-export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker" | "gossip">> & { breaker?: Partial<PoolConfig["breaker"]>; gossip?: Partial<GossipConfig> };
+export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker" | "gossip" | "cache">> & {
+  breaker?: Partial<PoolConfig["breaker"]>;
+  gossip?: Partial<GossipConfig>;
+  cache?: { types?: string[]; ttlMs?: Partial<CacheConfig["ttlMs"]>; semantic?: Partial<SemanticCacheConfig> };
+};
 
 /** One tenant's own values in a pool (API.md, "Who may change what"), effective. */
 export interface TenantValues {
@@ -263,8 +290,18 @@ export interface ShardStats extends PoolStats {
 }
 
 /** Everything /metrics needs from one pool shard, read in one call. */
+/** What the output cache counts per pool and type: lookups by outcome, and entries filled by successes. */
+export const CACHE_COUNTED = ["hit-l1", "hit-l2", "hit-l3", "hit-semantic", "miss", "fill", "fill_failed"] as const;
+export interface CacheCount {
+  outcome: (typeof CACHE_COUNTED)[number];
+  type: string;
+  n: number;
+}
+
 export interface PoolMetrics {
   pool: string;
+  /** Output cache lookups and fills (contract/cache.ts). */
+  cache: CacheCount[];
   /** The shard that answered (the Worker adds a pool's shards up). */
   shard: number;
   /** Submit routing decisions this shard received, by reason (src/mesh/routing.ts). */
@@ -282,6 +319,15 @@ export interface PoolMetrics {
 export interface SubmitOutcome {
   task: TaskRecord;
   created: boolean;
+}
+
+/** What a cacheable task's success writes to the output cache. */
+export interface CacheFill {
+  key: string;
+  tags: string[];
+  version: string;
+  /** The vector of a semantic type, upserted into `index` (the tenant's) under the key. */
+  semantic?: { index: string; vector: number[] };
 }
 
 /** A page of tasks in submission order; `cursor` continues it (null: the last page). */

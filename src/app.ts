@@ -5,6 +5,7 @@ import { corsFromEnv, securityHeaders } from "./middleware/security-headers.ts";
 import { Routes } from "./openapi/route.ts";
 import { agentRoutes } from "./routes/agents.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { cacheRoutes } from "./routes/cache.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { poolRoutes } from "./routes/pools.ts";
 import { shardRoutes } from "./routes/shards.ts";
@@ -34,6 +35,7 @@ function declareRoutes(routes: Routes): Routes {
   shardRoutes(routes);
   authRoutes(routes);
   auditRoutes(routes);
+  cacheRoutes(routes);
   return routes;
 }
 

@@ -67,6 +67,19 @@ export function renderMetrics(pools: readonly (PoolMetrics & { byShard?: readonl
     }
   }
 
+  family("daa_cache_lookups_total", "counter", "Cacheable submits by outcome (hit-l1, hit-l2, hit-l3, hit-semantic, miss) and task type.");
+  for (const p of pools) {
+    for (const c of p.cache ?? []) {
+      if (c.outcome.startsWith("hit-") || c.outcome === "miss") lines.push(`daa_cache_lookups_total{pool="${label(p.pool)}",type="${label(c.type)}",outcome="${c.outcome}"} ${c.n}`);
+    }
+  }
+  family("daa_cache_fills_total", "counter", "Cache entries written by successes of cacheable tasks (result=ok), or given up after retries (result=failed).");
+  for (const p of pools) {
+    for (const c of p.cache ?? []) {
+      if (c.outcome === "fill" || c.outcome === "fill_failed") lines.push(`daa_cache_fills_total{pool="${label(p.pool)}",type="${label(c.type)}",result="${c.outcome === "fill" ? "ok" : "failed"}"} ${c.n}`);
+    }
+  }
+
   const hist = "daa_task_duration_seconds";
   family(hist, "histogram", "Time from submission to success.");
   for (const p of pools) {

@@ -1,3 +1,4 @@
+import { DEFAULT_CACHE_CONFIG } from "../../contract/cache.ts";
 import type { PoolConfig, PoolConfigPatch } from "../../contract/records.ts";
 
 export type { PoolConfigPatch } from "../../contract/records.ts";
@@ -13,12 +14,24 @@ export const DEFAULT_CONFIG: PoolConfig = {
   maxUnfinishedPerTenant: 1_000_000,
   requireClientCert: false,
   gossip: { intervalMs: 1_000, fanout: 2, topology: "auto" },
+  cache: DEFAULT_CACHE_CONFIG,
 };
 
 
 /** A patch merged into a config, nested `breaker` included. */
 export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolConfig {
-  const { breaker, gossip, ...rest } = patch;
+  const { breaker, gossip, cache, ...rest } = patch;
   const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
-  return { ...current, ...defined(rest), breaker: { ...current.breaker, ...defined(breaker) }, gossip: { ...(current.gossip ?? DEFAULT_CONFIG.gossip), ...defined(gossip) } };
+  const was = current.cache ?? DEFAULT_CONFIG.cache;
+  return {
+    ...current,
+    ...defined(rest),
+    breaker: { ...current.breaker, ...defined(breaker) },
+    gossip: { ...(current.gossip ?? DEFAULT_CONFIG.gossip), ...defined(gossip) },
+    cache: {
+      types: cache?.types ?? was.types,
+      ttlMs: { ...was.ttlMs, ...defined(cache?.ttlMs) },
+      semantic: { ...was.semantic, ...defined(cache?.semantic) },
+    },
+  };
 }

@@ -40,6 +40,7 @@ import { migrate } from "./schema.ts";
 import { StatsStore } from "./stats.ts";
 import type { StatusCountDeltas } from "./tasks/counts.ts";
 import { TaskStore } from "./tasks/index.ts";
+import { CacheFills } from "./cache/fills.ts";
 import { PoolTenants } from "./tenants.ts";
 
 export { poolNotFound } from "./tenants.ts";
@@ -80,13 +81,19 @@ export class PoolCore {
   /** The shard's copy of the shared state (gossip/store.ts), and when its next exchange round is due. */
   readonly gossip: GossipStore;
   readonly gossipClock = { last: 0, due: false };
+  /** The output cache's outbox (cache/fills.ts). */
+  readonly cacheFills: CacheFills;
 
   constructor(host: PoolHost) {
     const { sql, pool, shard, timers } = host;
     this.gossip = new GossipStore(sql, shard + 1);
+    this.cacheFills = new CacheFills(sql);
     // A success feeds the shared state's content mappings (for tasks submitted with an imageId).
     const emit: Emit = (event) => {
-      if (event.type === "task_finished" && event.status === "succeeded") this.gossip.noteSucceeded(event.id);
+      if (event.type === "task_finished") {
+        if (event.status === "succeeded") this.gossip.noteSucceeded(event.id);
+        this.cacheFills.noteFinished(event.id, event.status);
+      }
       host.emit(event);
     };
     this.sql = sql;
@@ -127,6 +134,8 @@ export class PoolCore {
       },
       run: (now, limit) => (this.peers.draining ? this.tasks.exportMovable(this.peers.activePeers().map((p) => p.id), Math.min(limit, DRAIN_BATCH), now) : 0),
     });
+    // Cache fills that failed wait here for their next try; the fill itself runs after the commit (cache/filler.ts).
+    timers.register({ name: "cache", next: () => this.cacheFills.next(), run: () => ((this.cacheFills.due = true), 0) });
     timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });
     // Anti-entropy with the pool's other shards while there are any: the round itself is RPCs after the commit.
     timers.register({
@@ -236,6 +245,7 @@ export class PoolCore {
   /** Writes what the transaction gathered in memory (counters, agent outcomes). Call at its end, inside it. */
   flush(now: number): void {
     this.gossip.flush(now);
+    this.cacheFills.flush(now);
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
     this.tasks.counts.flush();
@@ -250,6 +260,7 @@ export class PoolCore {
     this.tasks.counts.discard();
     this.peers.discard();
     this.gossip.discard();
+    this.cacheFills.discard();
     this.cachedLoad = null;
     // A tenant first seen by the rolled-back transaction is not in the table after all.
     this.tenants.discard();
@@ -272,6 +283,10 @@ export class PoolCore {
     outcomes.forEach((o, i) => {
       const input = inputs[i]!;
       if (o.created && (input.imageId !== undefined || input.embedding !== undefined)) this.gossip.submitted(o.task.id, input.imageId, input.embedding);
+      if (o.created && input.cache) {
+        this.cacheFills.submitted(o.task.id, input.type, input.cache);
+        this.stats.count(`cache.miss ${input.type}`, 1);
+      }
     });
     for (const reason of ROUTE_REASONS) this.stats.count(`routed.${reason}`, routed?.[reason] ?? 0);
     return outcomes;

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { ok, type Outcome } from "../../contract/errors.ts";
 import type { PoolRpc } from "../../contract/pool-rpc.ts";
-import type { AgentCounts, AgentInput, AgentLoad, AgentMember, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, Principal, RedriveOutcome, RouteReason, Settlement, SettlementResult, ShardList, ShardLoad, ShardStats, StatusCounts, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "../../contract/records.ts";
+import type { CacheCount, AgentCounts, AgentInput, AgentLoad, AgentMember, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, Principal, RedriveOutcome, RouteReason, Settlement, SettlementResult, ShardList, ShardLoad, ShardStats, StatusCounts, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "../../contract/records.ts";
 import { isFinal } from "../../contract/records.ts";
 import type { PoolCore } from "./core.ts";
 import { agentCounts, poolMetrics, poolStats, statusCounts } from "./observe.ts";
@@ -247,6 +247,16 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
     if ((this.env as { DAA_TEST_HOOKS?: string }).DAA_TEST_HOOKS !== "1") return null;
     if (blocked !== null) this.parts.gossip.blocked = new Set(blocked);
     return round ? this.parts.gossip.round() : [];
+  }
+
+  /** The pool's cache settings, for the Worker's lookup before a submit (null: no such pool). */
+  async cacheConfig(): Promise<PoolConfig["cache"] | null> {
+    return this.core ? this.core.config().cache : null;
+  }
+
+  /** Cache hits the Worker answered (they write no task row), counted in the pool's metrics. */
+  async countCache(counts: CacheCount[]): Promise<void> {
+    await this.shell.change(false, (core) => counts.forEach((c) => core.stats.count(`cache.${c.outcome} ${c.type}`, c.n)));
   }
 
   /** This shard's load summary (queued work, drain rate, agents). */

@@ -48,6 +48,7 @@ export function poolMetrics(o: Observed, principal: Principal): PoolMetrics {
     pool: o.pool,
     shard: o.shard,
     routing: o.stats.routing(),
+    cache: o.stats.cache(),
     tasks: principal.allTenants ? tasks : tasks.filter((t) => t.tenant === principal.tenant),
     agents: agentCounts(o),
     breakers: o.agents.breakers(),

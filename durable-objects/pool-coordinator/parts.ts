@@ -15,6 +15,7 @@ import { PlaintextCache } from "./plaintexts.ts";
 import { ResultSealer } from "./results.ts";
 import { ShardDrain } from "./shard/drain.ts";
 import { GossipRunner } from "./gossip/runner.ts";
+import { CacheFiller } from "./cache/filler.ts";
 import { crdtWasm } from "../../lib/wasm/crdt-module.ts";
 import { random01 } from "../../lib/random.ts";
 import { PoolShell } from "./shell.ts";
@@ -37,6 +38,7 @@ export class Parts {
   readonly results: ResultSealer;
   readonly drain: ShardDrain;
   readonly gossip: GossipRunner;
+  readonly cache: CacheFiller;
   readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
   /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
   readonly roundRobin: RoundRobinState = new Map();
@@ -76,6 +78,12 @@ export class Parts {
       wasm: crdtWasm(),
       random01,
     });
+    this.cache = new CacheFiller({
+      env,
+      core: () => this.shell.core,
+      apply: (fn) => this.shell.apply(false, fn),
+      clock,
+    });
     this.shell = new PoolShell({
       storage: ctx.storage,
       name: ctx.id.name,
@@ -87,6 +95,7 @@ export class Parts {
       after: async () => {
         await this.drain.flush();
         await this.gossip.flush();
+        await this.cache.flush();
       },
     });
     const apply = <T>(fn: (core: PoolCore, now: number) => T) => this.shell.apply(false, fn);

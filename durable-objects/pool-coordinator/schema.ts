@@ -1,3 +1,4 @@
+import { CACHE_FILLS_MIGRATION } from "./cache/fills.ts";
 import { GOSSIP_MIGRATION } from "./gossip/store.ts";
 import { migrate as migrateStore, tableExists, type Schema } from "../shared/migrations.ts";
 
@@ -190,6 +191,7 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE agents ADD COLUMN home INTEGER NOT NULL DEFAULT 1 CHECK (home IN (0, 1));
   `,
   /* 10: the shard's shared state (gossip/store.ts) */ GOSSIP_MIGRATION,
+  /* 11: the output cache's outbox (cache/fills.ts) */ CACHE_FILLS_MIGRATION,
 ];
 
 export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };

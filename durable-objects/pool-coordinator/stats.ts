@@ -2,7 +2,7 @@
  * Counters, rates and latency of one pool, kept in the pool's SQLite storage and written in the same
  * transaction as the change they count, so a restart loses nothing and a rolled-back change counts nothing.
  */
-import { ROUTE_REASONS, type RouteReason } from "../../contract/records.ts";
+import { CACHE_COUNTED, ROUTE_REASONS, type CacheCount, type RouteReason } from "../../contract/records.ts";
 import { boundIndex, boundValue, DURATION_BOUNDS_MS, quantileFromBuckets } from "../../lib/histogram.ts";
 
 export { boundIndex, boundValue, DURATION_BOUNDS_MS, quantileFromBuckets } from "../../lib/histogram.ts";
@@ -23,6 +23,8 @@ export const COUNTER_NAMES: readonly CounterName[] = ["submitted", "leased", "su
 
 /** Routing decisions of the Worker that sent tasks here, by reason (counters named `routed.<reason>`). */
 type RoutedName = `routed.${RouteReason}`;
+/** Output cache lookups and fills by type (counters named `cache.<outcome> <type>`). */
+type CacheName = `cache.${CacheCount["outcome"]} ${string}`;
 
 export function bucketOf(ms: number): number {
   return Math.floor(ms / BUCKET_MS);
@@ -31,13 +33,13 @@ export function bucketOf(ms: number): number {
 export class StatsStore {
   private lastPrunedBucket = 0;
   /** Counts and durations of the open transaction, written once by `flush` at its end. */
-  private readonly pendingCounts = new Map<CounterName | RoutedName, number>();
+  private readonly pendingCounts = new Map<CounterName | RoutedName | CacheName, number>();
   private pendingDurations: number[] = [];
 
   constructor(private readonly sql: SqlStorage) {}
 
   /** Adds to a counter (and to the current rate bucket, at `flush`). */
-  count(name: CounterName | RoutedName, n: number): void {
+  count(name: CounterName | RoutedName | CacheName, n: number): void {
     if (n > 0) this.pendingCounts.set(name, (this.pendingCounts.get(name) ?? 0) + n);
   }
 
@@ -109,6 +111,17 @@ export class StatsStore {
     for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM counters WHERE name LIKE 'routed.%'")) {
       const reason = row.name.slice("routed.".length) as RouteReason;
       if ((ROUTE_REASONS as readonly string[]).includes(reason)) out[reason] = row.value;
+    }
+    return out;
+  }
+
+  /** Output cache lookups and fills counted here (the Worker reports its hits; misses and fills are counted here). */
+  cache(): CacheCount[] {
+    const out: CacheCount[] = [];
+    for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM counters WHERE name LIKE 'cache.%'")) {
+      const space = row.name.indexOf(" ");
+      const outcome = row.name.slice("cache.".length, space) as CacheCount["outcome"];
+      if (space > 0 && (CACHE_COUNTED as readonly string[]).includes(outcome)) out.push({ outcome, type: row.name.slice(space + 1), n: row.value });
     }
     return out;
   }

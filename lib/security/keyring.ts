@@ -20,7 +20,7 @@ export interface Keyring {
 }
 
 /** The record fields that are encrypted at rest; each is bound into the ciphertext's AAD. */
-export type EncryptedField = "payload" | "result";
+export type EncryptedField = "payload" | "result" | "cache";
 
 /** Shortest master secret accepted; the API contract promises "16 or more characters". */
 export const MIN_MASTER_KEY_LENGTH = 16;

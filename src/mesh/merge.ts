@@ -71,10 +71,20 @@ export function mergeMetrics(parts: readonly PoolMetrics[]): PoolMetrics {
   for (const p of parts) for (const [name, n] of Object.entries(p.counters)) counters[name] = (counters[name] ?? 0) + n;
   const routing: PoolMetrics["routing"] = {};
   for (const p of parts) for (const [reason, n] of Object.entries(p.routing) as [keyof PoolMetrics["routing"], number][]) routing[reason] = (routing[reason] ?? 0) + n;
+  const cache = new Map<string, PoolMetrics["cache"][number]>();
+  for (const p of parts) {
+    for (const c of p.cache ?? []) {
+      const key = `${c.outcome}\n${c.type}`;
+      const held = cache.get(key);
+      if (held) held.n += c.n;
+      else cache.set(key, { ...c });
+    }
+  }
   return {
     pool: first.pool,
     shard: first.shard,
     routing,
+    cache: [...cache.values()],
     tasks: [...tasks.values()],
     agents: sumAgentCounts(parts.map((p) => p.agents)),
     breakers: [...breakers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([agentId, breaker]) => ({ agentId, breaker })),

@@ -4,7 +4,7 @@
  */
 import type { ApiError, ErrorDetails } from "../../contract/errors.ts";
 import { shardName } from "../../contract/ids.ts";
-import type { Requirements, RouteReason, TaskInput } from "../../contract/records.ts";
+import type { CacheFill, Requirements, RouteReason, SubmitOutcome, TaskInput } from "../../contract/records.ts";
 
 /** A validated submission (the route's schema applied its defaults), payload not yet JSON text. */
 export interface Submission {
@@ -18,6 +18,10 @@ export interface Submission {
   timeoutMs: number;
   delayMs: number;
   dependsOn: string[];
+  /** Set by the output cache for a cacheable task that missed (cache/submit.ts): what its success fills. */
+  fill?: CacheFill | undefined;
+  /** Answered from the output cache: no task is submitted for it. */
+  hit?: SubmitOutcome | undefined;
 }
 
 export interface Item {

@@ -13,6 +13,10 @@ const json = (name: string): Json => ({ "application/json": { schema: schema(nam
 
 export const RESPONSE_HEADERS = {
   RetryAfter: { description: "Seconds to wait before trying again", schema: { type: "integer", minimum: 1 } },
+  Cache: {
+    description: "How the output cache answered a cacheable submit: hit-l1, hit-l2, hit-l3, hit-semantic or miss (absent: not cacheable)",
+    schema: { type: "string", enum: ["hit-l1", "hit-l2", "hit-l3", "hit-semantic", "miss"] },
+  },
   Shard: {
     description: "The shard the task went to (`0`, `1`, ...); for a batch, every shard its tasks went to, comma-separated",
     schema: { type: "string", pattern: "^[0-9]+(,[0-9]+)*$" },

@@ -4,6 +4,8 @@ import { isFinal, type Settlement } from "../../contract/records.ts";
 import { DEFAULT_FAILURE } from "../../contract/wire/shapes.ts";
 import { batchSubjects, batchTarget } from "../../lib/audit/records.ts";
 import { presentTask } from "../../lib/present.ts";
+import { outputCache } from "../mesh/cache/context.ts";
+import { submitThroughCache, type CachedOutcome } from "../mesh/cache/submit.ts";
 import { Gateway } from "../mesh/gateway.ts";
 import { regionOf } from "../mesh/routing.ts";
 import type { Routes } from "../openapi/route.ts";
@@ -26,6 +28,11 @@ import {
 import { requirePoolBinding } from "../security/binding.ts";
 
 const err = (description: string) => ({ description, schema: ErrorSchema });
+
+/** A submit's answer: the task, and where the output cache answered it from. */
+function presentCached(outcome: CachedOutcome) {
+  return outcome.cache ? { ...presentTask(outcome.task), cache: outcome.cache } : presentTask(outcome.task);
+}
 
 /** The pool a task id names (the route has validated the id's shape). */
 function poolOfTask(id: string): string {
@@ -54,17 +61,24 @@ export function taskRoutes(routes: Routes): void {
       audit: "task.submit",
       body: SubmitTask,
       responses: {
-        201: { description: "created", schema: Task, headers: { "x-daa-shard": "Shard" } },
-        200: { description: "the task this idempotency key already created", schema: Task, headers: { "x-daa-shard": "Shard" } },
+        201: { description: "created", schema: Task, headers: { "x-daa-shard": "Shard", "x-daa-cache": "Cache" } },
+        200: {
+          description: "the task this idempotency key already created, or the task whose cached result answers this cacheable submit (`cache` says from where)",
+          schema: Task,
+          headers: { "x-daa-shard": "Shard", "x-daa-cache": "Cache" },
+        },
         400: err("invalid task"),
       },
     },
     async (c, { body }) => {
-      const [outcome] = await new Gateway(c.env, c.req.raw).submitter.submit(c.var.caller, [body], false, regionOf(c.req.raw));
+      const gateway = new Gateway(c.env, c.req.raw);
+      const [outcome] = await submitThroughCache(gateway, outputCache(c), c.var.caller, [body], false, regionOf(c.req.raw));
       if (!outcome) throw new Error("submit answered nothing");
       c.header("x-daa-shard", String(outcome.task.shard));
-      c.set("audit", { target: outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
-      return c.json(presentTask(outcome.task), outcome.created ? 201 : 200);
+      if (outcome.cacheStatus) c.header("x-daa-cache", outcome.cacheStatus);
+      const hit = outcome.cache ? ` (cache ${outcome.cacheStatus} of ${outcome.cache.sourceTaskId})` : "";
+      c.set("audit", { target: outcome.cache ? `${outcome.cache.key}${hit}` : outcome.created ? outcome.task.id : `${outcome.task.id} (idempotent repeat)` });
+      return c.json(presentCached(outcome), outcome.created ? 201 : 200);
     },
   );
 
@@ -79,7 +93,8 @@ export function taskRoutes(routes: Routes): void {
       responses: { 201: { description: "the tasks in input order", schema: TasksResponse, headers: { "x-daa-shard": "Shard" } }, 400: err("invalid tasks") },
     },
     async (c, { body }) => {
-      const tasks = (await new Gateway(c.env, c.req.raw).submitter.submit(c.var.caller, body.tasks, true, regionOf(c.req.raw))).map((o) => presentTask(o.task));
+      const gateway = new Gateway(c.env, c.req.raw);
+      const tasks = (await submitThroughCache(gateway, outputCache(c), c.var.caller, body.tasks, true, regionOf(c.req.raw))).map(presentCached);
       c.header("x-daa-shard", [...new Set(tasks.map((t) => Number(t.shard)))].sort((a, b) => a - b).join(","));
       c.set("audit", { target: await batchTarget(tasks.map((t) => t.id)) });
       return c.json({ tasks }, 201);

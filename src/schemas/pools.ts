@@ -2,7 +2,10 @@ import { z } from "zod";
 import { AGENT_STATES, GOSSIP_TOPOLOGIES, STRATEGIES } from "../../contract/records.ts";
 import { TenantName } from "./auth.ts";
 import { intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
-import { Task, TaskStatus } from "./tasks.ts";
+import { Task, TaskStatus, TaskType } from "./tasks.ts";
+
+/** An index name (API.md, "Caches and vector indexes"): like a pool name. */
+export const IndexName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "an index name is 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit");
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -47,6 +50,21 @@ export const GossipSchema = z
   })
   .meta({ id: "GossipConfig" });
 
+const YEAR_MS = 365 * DAY_MS;
+
+export const CacheConfigSchema = z
+  .object({
+    types: z.array(z.string()).describe("cacheable task types (a submit with cache: true is cacheable whatever its type)"),
+    ttlMs: z.object({ l1: z.number().int(), l2: z.number().int(), l3: z.number().int() }).describe("time to live per level: L1 the Worker isolate, L2 Workers KV, L3 R2 with the Cache API in front"),
+    semantic: z.object({
+      types: z.array(z.string()).describe("types whose near-duplicates (by embedding) are hits"),
+      index: z.string().nullable().describe("the submitting tenant's vector index the embeddings go to"),
+      threshold: z.number().describe("least cosine similarity of a hit"),
+      model: z.object({ r2Key: z.string(), dimensions: z.number().int() }).nullable().describe("the ONNX model in R2 that embeds a task's text at the edge"),
+    }),
+  })
+  .meta({ id: "CacheConfig" });
+
 export const PoolConfigSchema = z
   .object({
     strategy: Strategy,
@@ -58,6 +76,7 @@ export const PoolConfigSchema = z
     maxUnfinishedPerTenant: z.number().int().describe("quota: waiting, queued and leased tasks one tenant may have in the pool"),
     requireClientCert: z.boolean().describe("agent operations need a client certificate Cloudflare verified (mTLS)"),
     gossip: GossipSchema,
+    cache: CacheConfigSchema,
   })
   .meta({ id: "PoolConfig" });
 
@@ -75,6 +94,26 @@ export const PoolConfigPatch = z.strictObject({
       intervalMs: intIn(100, 600_000).optional(),
       fanout: intIn(1, 16).optional(),
       topology: z.enum(GOSSIP_TOPOLOGIES).optional(),
+    })
+    .optional(),
+  cache: z
+    .strictObject({
+      types: z.array(TaskType).max(256).optional(),
+      ttlMs: z
+        .strictObject({
+          l1: intIn(1000, YEAR_MS).optional(),
+          l2: intIn(60_000, YEAR_MS).optional().describe("at least 60000: the KV minimum"),
+          l3: intIn(60_000, YEAR_MS).optional(),
+        })
+        .optional(),
+      semantic: z
+        .strictObject({
+          types: z.array(TaskType).max(256).optional(),
+          index: IndexName.nullable().optional(),
+          threshold: z.number().min(0).max(1).optional(),
+          model: z.strictObject({ r2Key: z.string().min(1).max(1024), dimensions: intIn(1, 4096) }).nullable().optional(),
+        })
+        .optional(),
     })
     .optional(),
 });

@@ -35,6 +35,11 @@ export const SubmitTask = z
     timeoutMs: intIn(1000, 3_600_000).default(30_000).describe("lease length"),
     delayMs: intIn(0, THIRTY_DAYS_MS).default(0),
     dependsOn: z.array(TaskId).max(100).default([]).describe("ids of tasks in the same pool"),
+    cache: z.boolean().optional().describe("true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache"),
+    cacheTags: z.array(z.string().min(1).max(64)).max(16).optional().describe("tags a purge can name (POST /v1/cache/purge)"),
+    cacheVersion: z.string().max(128).optional().describe('part of the cache key (default ""): a new version misses by construction'),
+    embedding: z.array(z.number()).min(1).max(4096).optional().describe("semantic cache: the task's embedding (the index's dimensions)"),
+    text: z.string().min(1).max(100_000).optional().describe("semantic cache: text the pool's model embeds at the edge"),
   })
   .meta({ id: "SubmitTask" });
 
@@ -67,6 +72,15 @@ export const Task = z
     finishedAt: Timestamp.nullable(),
     leaseExpiresAt: Timestamp.nullable(),
     shard: ShardId.describe("the shard that holds the task (its id names the one that created it)"),
+    cache: z
+      .object({
+        level: z.enum(["l1", "l2", "l3", "semantic"]),
+        key: z.string(),
+        sourceTaskId: z.string(),
+        similarity: z.number().optional(),
+      })
+      .optional()
+      .describe("present when the output cache answered the submit: the level, the entry's key, the task that produced the result"),
   })
   .meta({ id: "Task" });
 

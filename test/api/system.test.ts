@@ -76,6 +76,9 @@ describe("/openapi.json", () => {
         "POST /v1/auth/token",
         "GET /v1/audit",
         "GET /v1/audit/verify",
+        "GET /v1/cache/{key}",
+        "DELETE /v1/cache/{key}",
+        "POST /v1/cache/purge",
       ].sort(),
     );
   });

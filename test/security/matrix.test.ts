@@ -1,4 +1,6 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import type { TaskRecord } from "../../contract/records";
+import { sealEntry, writeL3 } from "../../lib/cache/levels";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PERMISSIONS, PUBLIC, ROLES, type Role } from "../../src/security/permissions";
 import { api } from "../helpers";
@@ -47,6 +49,17 @@ async function submitAs(key: string, pool: string): Promise<string> {
   const res = await as(key, "POST", "/v1/tasks", { type: `${pool}.work`, payload: { n: 1 } });
   if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body.id;
+}
+
+/** A cache entry of `tenant`, written to R2 and its index the way a coordinator's fill writes it. */
+async function cachedEntry(tenant: string): Promise<string> {
+  const key = `${tenant}.${(++serial).toString(16).padStart(64, "0")}`;
+  const now = Date.now();
+  const task = { id: `mx-${serial}`, type: "mx.work", pool: SHARED_POOL, tenant, status: "succeeded", payload: "{}", result: "1" } as unknown as TaskRecord;
+  const entry = { key, tenant, type: "mx.work", version: "", tags: ["matrix"], task, createdAt: now, expiresAt: now + 60_000 };
+  await writeL3(env, entry, await sealEntry(env, entry));
+  await env.CACHE_INDEX.getByName(tenant).register({ key, type: entry.type, version: "", tags: entry.tags, sourceTaskId: task.id, createdAt: now, expiresAt: entry.expiresAt });
+  return key;
 }
 
 async function agentOf(key: string, prefix: string): Promise<string> {
@@ -157,6 +170,15 @@ const FIXTURES: Record<string, Fixture> = {
     own: async () => ({ method: "GET", path: "/v1/audit/verify" }),
     other: async () => ({ method: "GET", path: `/v1/audit/verify?tenant=${OTHER}` }),
   },
+  "GET /v1/cache/:key": {
+    own: async () => ({ method: "GET", path: `/v1/cache/${await cachedEntry(OWN)}` }),
+    other: async () => ({ method: "GET", path: `/v1/cache/${await cachedEntry(OTHER)}` }),
+  },
+  "DELETE /v1/cache/:key": {
+    own: async () => ({ method: "DELETE", path: `/v1/cache/${await cachedEntry(OWN)}` }),
+    other: async () => ({ method: "DELETE", path: `/v1/cache/${await cachedEntry(OTHER)}` }),
+  },
+  "POST /v1/cache/purge": { own: async () => ({ method: "POST", path: "/v1/cache/purge", body: { tags: ["matrix"] } }) },
   "GET /metrics": { own: async () => ({ method: "GET", path: "/metrics" }) },
   "GET /healthz": publicRoute("GET", "/healthz"),
   "GET /openapi.json": publicRoute("GET", "/openapi.json"),

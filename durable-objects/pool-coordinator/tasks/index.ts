@@ -48,6 +48,12 @@ export class TaskStore {
     return reads.get(this.ctx, principal, id);
   }
 
+  /** The task as stored, whoever's it is (for the mesh's own work: cache fills). */
+  record(id: string): TaskRecord | null {
+    const row = this.ctx.row(id);
+    return row ? this.ctx.record(row) : null;
+  }
+
   list(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): ListPage {
     return reads.list(this.ctx, principal, status, limit, cursor);
   }
