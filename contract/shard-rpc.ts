@@ -4,7 +4,7 @@
  * and none has a principal: only the Worker's gateway (src/mesh/) and the pool's own shards make them.
  */
 import type { Outcome } from "./errors.ts";
-import type { AgentMember, PoolConfig, Requirements, ShardList, ShardLoad } from "./records.ts";
+import type { AgentMember, CacheFill, PoolConfig, Requirements, ShardList, ShardLoad } from "./records.ts";
 
 /** The sections of the shared state (the seed's SemanticStateCRDT), as the API names them. */
 export const SECTIONS = ["image_embeddings", "content_mappings", "agent_loads", "task_queue"] as const;
@@ -50,6 +50,8 @@ export interface MovingTask {
   runAfter: number | null;
   createdAt: number;
   requires: Requirements;
+  /** A cacheable task's fill (its success writes the output cache). */
+  cache?: CacheFill;
 }
 
 /** What a new shard of a pool copies from an existing one (shard/snapshot.ts). */

@@ -221,6 +221,30 @@ describe("the exact output cache", () => {
     expect(res.body.tasks[2]).toMatchObject({ status: "queued" });
   });
 
+  it("fills the cache for a task a drain moved to another shard", async () => {
+    const pool = await cachedPool();
+    const submitted = await api("POST", "/v1/tasks", { type: `${pool}.gen`, payload: { moved: true } });
+    expect(submitted.headers.get("x-daa-cache")).toBe("miss");
+    expect((await api("POST", `/v1/pools/${pool}/shards`, {})).status).toBe(201);
+    expect((await api("POST", `/v1/pools/${pool}/shards/0/drain`)).status).toBe(200);
+    for (let i = 0; i < 100; i++) {
+      const shards = (await api("GET", `/v1/pools/${pool}/shards`)).body.shards;
+      if (shards.find((s: any) => s.id === "1")?.queue.queued === 1) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    let task: any;
+    for (let i = 0; i < 100 && !task; i++) {
+      [task] = (await api("POST", `/v1/pools/${pool}/agents/worker/lease`, { max: 1, waitMs: 100 })).body.tasks;
+    }
+    expect(task.id).toBe(submitted.body.id);
+    expect(task.shard).toBe("1");
+    expect((await api("POST", `/v1/tasks/${task.id}/complete`, { leaseToken: task.leaseToken, result: "moved" })).status).toBe(200);
+    await filled(pool);
+    const again = await api("POST", "/v1/tasks", { type: `${pool}.gen`, payload: { moved: true } }, freshIsolate());
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: task.id, result: "moved" });
+  });
+
   it("counts hits, misses and fills in /metrics and records hits in the audit chain", async () => {
     const pool = await cachedPool();
     await runOnce(pool, { payload: { m: 1 } }, "m");

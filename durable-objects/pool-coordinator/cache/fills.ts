@@ -55,6 +55,8 @@ export class CacheFills {
 
   /** At the end of the transaction: successes become due now, other ends drop their rows. */
   flush(now: number): void {
+    // Rows may arrive by other paths (a drain hands cacheable tasks over): "none" is looked at again next time.
+    if (this.known === false) this.known = null;
     if (this.finished.length === 0) return;
     const ok = JSON.stringify(this.finished.filter((f) => f.status === "succeeded").map((f) => f.id));
     const gone = JSON.stringify(this.finished.filter((f) => f.status !== "succeeded").map((f) => f.id));

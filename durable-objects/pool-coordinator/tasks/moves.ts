@@ -6,6 +6,7 @@
  * purged with the task's retention. Nothing is lost in between: the task is always in the source's tasks, its
  * outbox, or the target's tasks.
  */
+import type { CacheFill } from "../../../contract/records.ts";
 import type { MovingTask } from "../../../contract/shard-rpc.ts";
 import type { TaskContext } from "./context.ts";
 import type { TaskRow } from "./rows.ts";
@@ -39,6 +40,12 @@ export function exportMovable(ctx: TaskContext, targets: readonly number[], limi
       createdAt: row.created_at,
       requires: ctx.lanes.get(row.lane).requires,
     };
+    // A cacheable task takes what its success must fill with it (cache/fills.ts).
+    const fill = ctx.sql.exec<{ fill: string }>("SELECT fill FROM cache_fills WHERE task_id = ?", row.id).toArray()[0];
+    if (fill) {
+      task.cache = JSON.parse(fill.fill) as CacheFill;
+      ctx.sql.exec("DELETE FROM cache_fills WHERE task_id = ?", row.id);
+    }
     ctx.sql.exec("DELETE FROM tasks WHERE seq = ?", row.seq);
     ctx.sql.exec("INSERT INTO moves_out (id, target, task, at) VALUES (?, ?, ?, ?)", row.id, targets[i % targets.length]!, JSON.stringify(task), now);
     ctx.moves.move("move_out", row, row.status, null);
@@ -122,6 +129,7 @@ export function adopt(ctx: TaskContext, tasks: readonly MovingTask[], now: numbe
       cursor.toArray();
     }
     if (cursor.rowsWritten === 0) continue;
+    if (t.cache) ctx.sql.exec("INSERT OR REPLACE INTO cache_fills (task_id, type, fill) VALUES (?, ?, ?)", t.id, t.type, JSON.stringify(t.cache));
     ctx.moves.move("move_in", { id: t.id, tenant: t.tenant, agent_id: null }, null, t.status);
     if (t.status === "waiting") ctx.timer(t.runAfter);
     adopted++;
