@@ -2,7 +2,7 @@
  * The output cache's vocabulary (API.md, "Caches and vector indexes"), shared by the Worker that looks entries up
  * and the coordinators that fill them.
  */
-import type { CacheConfig, TaskRecord } from "./records.ts";
+import type { TaskRecord } from "./records.ts";
 
 /** Pool config `cache` by default: nothing cacheable unless asked; the seed's TTLs (L1 1 h, L2 24 h, L3 7 days). */
 export const DEFAULT_CACHE_CONFIG: CacheConfig = {
@@ -66,4 +66,42 @@ export type CachePurge = { tags: string[] } | { type: string; cacheVersion?: str
 /** The R2 object key of an entry. */
 export function r2KeyOf(key: string): string {
   return `cache/${key}`;
+}
+
+// ---- configuration, fills and counts (pool config `cache`, TaskInput.cache, /metrics) --------------------------
+
+export interface CacheConfig {
+  /** Cacheable types (a submit with `cache: true` is cacheable whatever its type). */
+  types: string[];
+  /** Time to live at each level, ms: L1 the Worker isolate, L2 Workers KV, L3 R2 with the Cache API in front. */
+  ttlMs: { l1: number; l2: number; l3: number };
+  semantic: SemanticCacheConfig;
+}
+
+export interface SemanticCacheConfig {
+  /** Types whose near-duplicates (by embedding) are hits. Never other types: they may have side effects. */
+  types: string[];
+  /** The submitting tenant's index the embeddings go to (created with the embedding's dimensions if missing). */
+  index: string | null;
+  /** Least cosine similarity of a hit. */
+  threshold: number;
+  /** The model that embeds a task's `text` at the edge: an ONNX file in R2. */
+  model: { r2Key: string; dimensions: number } | null;
+}
+
+/** What the output cache counts per pool and type: lookups by outcome, and entries filled by successes. */
+export const CACHE_COUNTED = ["hit-l1", "hit-l2", "hit-l3", "hit-semantic", "miss", "fill", "fill_failed"] as const;
+export interface CacheCount {
+  outcome: (typeof CACHE_COUNTED)[number];
+  type: string;
+  n: number;
+}
+
+/** What a cacheable task's success writes to the output cache. */
+export interface CacheFill {
+  key: string;
+  tags: string[];
+  version: string;
+  /** The vector of a semantic type, upserted into `index` (the tenant's) under the key. */
+  semantic?: { index: string; vector: number[] };
 }

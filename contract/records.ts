@@ -3,6 +3,8 @@
  * configuration and statistics. Payloads and results are opaque JSON text here (sealed at rest, see
  * lib/security/sealing.ts); the Worker parses them for clients. Times are milliseconds since the epoch.
  */
+import type { CacheConfig, CacheCount, CacheFill, SemanticCacheConfig } from "./cache.ts";
+export { CACHE_COUNTED, type CacheConfig, type CacheCount, type CacheFill, type SemanticCacheConfig } from "./cache.ts";
 
 export const ROLES = ["admin", "operator", "client", "agent", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -105,6 +107,12 @@ interface TaskFields {
   runAfter: number | null;
   /** The shard that holds the task now (its id names the one that created it; a drain moves it). */
   shard: number;
+  /**
+   * An answer left the payload (or result) out: it is kept in R2 and did not fit the answer's size budget
+   * (docs/payloads.md). The field is then null; an agent fetches the payload with GET /v1/tasks/:id/payload.
+   */
+  payloadOmitted?: boolean;
+  resultOmitted?: boolean;
 }
 
 /** A task, by status: a leased task has its agent and expiry, a final one when it finished. */
@@ -213,25 +221,6 @@ export interface PoolConfig {
   cache: CacheConfig;
 }
 
-export interface CacheConfig {
-  /** Cacheable types (a submit with `cache: true` is cacheable whatever its type). */
-  types: string[];
-  /** Time to live at each level, ms: L1 the Worker isolate, L2 Workers KV, L3 R2 with the Cache API in front. */
-  ttlMs: { l1: number; l2: number; l3: number };
-  semantic: SemanticCacheConfig;
-}
-
-export interface SemanticCacheConfig {
-  /** Types whose near-duplicates (by embedding) are hits. Never other types: they may have side effects. */
-  types: string[];
-  /** The submitting tenant's index the embeddings go to (created with the embedding's dimensions if missing). */
-  index: string | null;
-  /** Least cosine similarity of a hit. */
-  threshold: number;
-  /** The model that embeds a task's `text` at the edge: an ONNX file in R2. */
-  model: { r2Key: string; dimensions: number } | null;
-}
-
 export const GOSSIP_TOPOLOGIES = ["auto", "star", "ring", "mesh"] as const;
 export type GossipSetting = (typeof GOSSIP_TOPOLOGIES)[number];
 /** The topology in use: `auto` is star below 4 shards, ring up to 16, mesh above. */
@@ -290,14 +279,6 @@ export interface ShardStats extends PoolStats {
 }
 
 /** Everything /metrics needs from one pool shard, read in one call. */
-/** What the output cache counts per pool and type: lookups by outcome, and entries filled by successes. */
-export const CACHE_COUNTED = ["hit-l1", "hit-l2", "hit-l3", "hit-semantic", "miss", "fill", "fill_failed"] as const;
-export interface CacheCount {
-  outcome: (typeof CACHE_COUNTED)[number];
-  type: string;
-  n: number;
-}
-
 export interface PoolMetrics {
   pool: string;
   /** Output cache lookups and fills (contract/cache.ts). */
@@ -319,15 +300,6 @@ export interface PoolMetrics {
 export interface SubmitOutcome {
   task: TaskRecord;
   created: boolean;
-}
-
-/** What a cacheable task's success writes to the output cache. */
-export interface CacheFill {
-  key: string;
-  tags: string[];
-  version: string;
-  /** The vector of a semantic type, upserted into `index` (the tenant's) under the key. */
-  semantic?: { index: string; vector: number[] };
 }
 
 /** A page of tasks in submission order; `cursor` continues it (null: the last page). */

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// `npm start`: runs the mesh locally (wrangler dev, state kept in .wrangler/state) and a small local fleet:
+// `npm start`: runs the mesh locally (wrangler dev, state kept in .wrangler/state: the main Worker and the edge
+// embedder, workers/embedder/, in one process, with the generated embedding model put into its local R2 first) and a
+// small local fleet:
 // a content agent (template rendering, SEO) and a neural agent (a tiny ONNX model through onnxruntime-web),
 // both connected over WebSocket with the bootstrap key. Extra arguments go to wrangler dev, e.g.
 // `npm start -- --port 9000` or `--persist-to <dir>`; `--no-agents` runs the mesh alone. The admin key comes from
@@ -13,8 +15,9 @@
 // the children's groups.
 //
 // Output: the children's lines are passed through ([content] / [neural] before the agents' lines), except two
-// harmless messages of wrangler and workerd, each replaced by one line that says what it means (see meshLines).
-import { spawn } from "node:child_process";
+// harmless messages of wrangler and workerd, each replaced by one line that says what it means, and the
+// "[not connected]" wrangler prints for EMBEDDER before the embedder in the same process starts (see meshLines).
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -259,6 +262,8 @@ function meshLines() {
     if (state === "cf-trace" && /^\s+at /.test(plain)) return null;
     if (state === "blank" && plain.trim() === "") return null;
     state = "pass";
+    // wrangler lists the bindings before it starts the second config's Worker, which runs in this same process.
+    if (plain.includes("env.EMBEDDER (daa-embedder)")) return plain.replace("[not connected]", "[runs in this wrangler dev]");
     if (plain.includes("Unable to fetch the `Request.cf` object")) {
       state = "cf-error";
       return null;
@@ -274,6 +279,24 @@ const once = (key, line) => (shown.has(key) ? null : (shown.add(key), line));
 
 // ---- start --------------------------------------------------------------------------------------------------------
 
+/** The state directory wrangler dev will use: `--persist-to <dir>` among its arguments, or its default. */
+function persistDir() {
+  for (let i = 0; i < wranglerArgs.length; i++) {
+    if (wranglerArgs[i] === "--persist-to") return wranglerArgs[i + 1];
+    if (wranglerArgs[i].startsWith("--persist-to=")) return wranglerArgs[i].slice("--persist-to=".length);
+  }
+  return join(root, ".wrangler", "state");
+}
+
+// The embedder's model must be in the local R2 bucket before the mesh starts (wrangler dev holds the state open).
+{
+  const seeded = spawnSync(node, [join(root, "scripts", "seed-models.mjs"), "--persist-to", persistDir()], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (seeded.status !== 0) {
+    console.error("[daa] putting the embedding model into the local R2 bucket failed; see the output above");
+    process.exit(seeded.status ?? 1);
+  }
+}
+
 async function healthy(deadline) {
   while (Date.now() < deadline && phase === "running") {
     try {
@@ -286,7 +309,9 @@ async function healthy(deadline) {
   return false;
 }
 
-run(node, [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", "--ip", "127.0.0.1", ...wranglerArgs], "mesh", meshLines);
+// Both Workers in one wrangler dev: the main Worker (the first config: its port) and the embedder behind EMBEDDER.
+const configs = ["-c", "wrangler.toml", "-c", join("workers", "embedder", "wrangler.toml")];
+run(node, [join(root, "node_modules", "wrangler", "bin", "wrangler.js"), "dev", ...configs, "--ip", "127.0.0.1", ...wranglerArgs], "mesh", meshLines);
 const up = await healthy(Date.now() + 90_000);
 if (phase !== "running") {
   // a signal came first
@@ -304,6 +329,7 @@ if (phase !== "running") {
   API          ${url}   (OpenAPI: ${url}/openapi.json, dashboard: ${url}/)
   admin key    ${adminKey}   (local only, ${varArg("DAA_ADMIN_KEY") === undefined ? "from .dev.vars" : "from --var"})
   agents       ${withAgents ? FLEET.map((a) => `local-${a.pool} (pool ${a.pool})`).join(", ") : "none (--no-agents)"}
+  embedder     daa-embedder behind the EMBEDDER binding; model {"r2Key": "models/hash-embed-384.onnx", "dimensions": 384}
   try          export DAA_URL=${url} DAA_TOKEN=$(grep DAA_ADMIN_KEY .dev.vars | cut -d= -f2)
                npx daa submit content.render --payload '{"template":"Hello {{name}}!","vars":{"name":"mesh"}}' --wait
                npx daa submit neural.classify --payload '{"input":[1,2,3,4,5,6,7,8]}' --wait

@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/dev-server.ts";
 
-const PRODUCT = ["contract", "lib", "src", "durable-objects", "agent"] as const;
+const PRODUCT = ["contract", "lib", "src", "durable-objects", "workers", "agent"] as const;
 type Folder = (typeof PRODUCT)[number];
 
 function sources(dir: string): string[] {
@@ -35,6 +35,8 @@ const MAY_IMPORT: Record<Folder, readonly string[]> = {
   lib: ["lib", "contract", "build"],
   "durable-objects": ["durable-objects", "lib", "contract"],
   src: ["src", "lib", "contract", "build"],
+  // Workers of their own (the embedder): the main Worker reaches them only through a service binding.
+  workers: ["workers", "lib", "contract"],
   agent: ["agent", "lib", "contract"],
 };
 
