@@ -14,6 +14,7 @@ interface __BaseEnv_Env {
 	KEYS: DurableObjectNamespace<import("./src/index").KeyStore>;
 	AUDIT: DurableObjectNamespace<import("./src/index").AuditLog>;
 	KEY_INDEX: DurableObjectNamespace<import("./src/index").KeyIndex>;
+	VECTOR_INDEX: DurableObjectNamespace<import("./src/index").VectorIndex>;
 	CACHE_INDEX: DurableObjectNamespace<import("./src/index").CacheIndex>;
 	CACHE_KV: KVNamespace;
 	CACHE_R2: R2Bucket;
@@ -22,7 +23,7 @@ interface __BaseEnv_Env {
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "PoolCoordinator" | "MeshDirectory" | "KeyStore" | "AuditLog" | "KeyIndex" | "CacheIndex";
+		durableNamespaces: "PoolCoordinator" | "MeshDirectory" | "KeyStore" | "AuditLog" | "KeyIndex" | "VectorIndex" | "CacheIndex";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

@@ -12,6 +12,8 @@ import { shardRoutes } from "./routes/shards.ts";
 import { API_INFO, systemRoutes } from "./routes/system.ts";
 import { openApiDocument } from "./openapi/document.ts";
 import { taskRoutes } from "./routes/tasks.ts";
+import { payloadRoutes } from "./routes/payloads.ts";
+import { indexRoutes } from "./routes/indexes.ts";
 
 /**
  * The edge Worker: every route is declared once in a `Routes` table that authenticates, rate-limits, checks the
@@ -31,10 +33,12 @@ function declareRoutes(routes: Routes): Routes {
   systemRoutes(routes);
   taskRoutes(routes);
   agentRoutes(routes);
+  payloadRoutes(routes);
   poolRoutes(routes);
   shardRoutes(routes);
   authRoutes(routes);
   auditRoutes(routes);
+  indexRoutes(routes);
   cacheRoutes(routes);
   return routes;
 }

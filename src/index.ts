@@ -5,6 +5,7 @@ export { MeshDirectory } from "../durable-objects/mesh-directory/index.ts";
 export { KeyStore } from "../durable-objects/key-store/index.ts";
 export { AuditLog } from "../durable-objects/audit-log/index.ts";
 export { KeyIndex } from "../durable-objects/key-index/index.ts";
+export { VectorIndex } from "../durable-objects/vector-index/index.ts";
 export { CacheIndex } from "../durable-objects/cache-index/index.ts";
 
 const app = createApp();

@@ -569,6 +569,127 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/indexes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's vector indexes, with their settings and vector counts */
+        get: operations["getV1Indexes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/indexes/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Create a vector index (200 when it exists with the same settings) */
+        put: operations["putV1IndexesIndex"];
+        post?: never;
+        /** Delete a vector index and its vectors */
+        delete: operations["deleteV1IndexesIndex"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/indexes/{index}/vectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Insert or replace up to 1000 vectors */
+        post: operations["postV1IndexesIndexVectors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/indexes/{index}/vectors/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one vector */
+        delete: operations["deleteV1IndexesIndexVectorsId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/indexes/{index}/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The vectors most similar to a query vector, best first; a metadata filter applies before ranking */
+        post: operations["postV1IndexesIndexQuery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cache/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A cached output: its result, tags, lifetime, and the nearest level that holds it */
+        get: operations["getV1CacheKey"];
+        put?: never;
+        post?: never;
+        /** Remove a cached output from every level */
+        delete: operations["deleteV1CacheKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cache/purge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove the cached outputs with any of these tags, or of a type (and cacheVersion), from every level */
+        post: operations["postV1CachePurge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -667,6 +788,14 @@ export interface components {
             leaseExpiresAt: string | null;
             /** @description the shard that holds the task (its id names the one that created it) */
             shard: string;
+            /** @description present when the output cache answered the submit: the level, the entry's key, the task that produced the result */
+            cache?: {
+                /** @enum {string} */
+                level: "l1" | "l2" | "l3" | "semantic";
+                key: string;
+                sourceTaskId: string;
+                similarity?: number;
+            };
         };
         TaskError: {
             message: string;
@@ -691,6 +820,16 @@ export interface components {
             delayMs?: number;
             /** @description ids of tasks in the same pool. Default: []. */
             dependsOn?: string[];
+            /** @description true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache */
+            cache?: boolean;
+            /** @description tags a purge can name (POST /v1/cache/purge) */
+            cacheTags?: string[];
+            /** @description part of the cache key (default ""): a new version misses by construction */
+            cacheVersion?: string;
+            /** @description semantic cache: the task's embedding (the index's dimensions) */
+            embedding?: number[];
+            /** @description semantic cache: text the pool's model embeds at the edge */
+            text?: string;
         };
         Requirements: {
             /** @description Default: []. */
@@ -802,6 +941,14 @@ export interface components {
             leaseExpiresAt: string;
             /** @description the shard that holds the task (its id names the one that created it) */
             shard: string;
+            /** @description present when the output cache answered the submit: the level, the entry's key, the task that produced the result */
+            cache?: {
+                /** @enum {string} */
+                level: "l1" | "l2" | "l3" | "semantic";
+                key: string;
+                sourceTaskId: string;
+                similarity?: number;
+            };
             attempt: number;
             leaseToken: string;
         };
@@ -840,6 +987,7 @@ export interface components {
             /** @description agent operations need a client certificate Cloudflare verified (mTLS) */
             requireClientCert: boolean;
             gossip: components["schemas"]["GossipConfig"];
+            cache: components["schemas"]["CacheConfig"];
         };
         GossipConfig: {
             /** @description time between a shard's anti-entropy rounds */
@@ -851,6 +999,29 @@ export interface components {
              * @enum {string}
              */
             topology: "auto" | "star" | "ring" | "mesh";
+        };
+        CacheConfig: {
+            /** @description cacheable task types (a submit with cache: true is cacheable whatever its type) */
+            types: string[];
+            /** @description time to live per level: L1 the Worker isolate, L2 Workers KV, L3 R2 with the Cache API in front */
+            ttlMs: {
+                l1: number;
+                l2: number;
+                l3: number;
+            };
+            semantic: {
+                /** @description types whose near-duplicates (by embedding) are hits */
+                types: string[];
+                /** @description the submitting tenant's vector index the embeddings go to */
+                index: string | null;
+                /** @description least cosine similarity of a hit */
+                threshold: number;
+                /** @description the ONNX model in R2 that embeds a task's text at the edge */
+                model: {
+                    r2Key: string;
+                    dimensions: number;
+                } | null;
+            };
         };
         TenantValues: {
             pool: string;
@@ -908,6 +1079,41 @@ export interface components {
             ip: string | null;
             prevHash: string;
             hash: string;
+        };
+        VectorIndex: {
+            /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+            index: string;
+            dimensions: number;
+            /** @enum {string} */
+            metric: "cosine";
+            /** @enum {string} */
+            precision: "float32" | "int8";
+            /** @description vectors in the index */
+            vectors: number;
+        };
+        VectorMatch: {
+            /** @description a vector id: 1-128 characters */
+            id: string;
+            /** @description cosine similarity, -1 to 1 */
+            score: number;
+            metadata: {
+                [key: string]: unknown;
+            };
+        };
+        CacheEntry: {
+            key: string;
+            /**
+             * @description the nearest level that held it for this request
+             * @enum {string}
+             */
+            level: "l1" | "l2" | "l3";
+            type: string;
+            cacheVersion: string;
+            sourceTaskId: string;
+            result: unknown;
+            tags: string[];
+            createdAt: string;
+            expiresAt: string;
         };
     };
     responses: {
@@ -999,6 +1205,8 @@ export interface components {
     headers: {
         /** @description Seconds to wait before trying again */
         RetryAfter: number;
+        /** @description How the output cache answered a cacheable submit: hit-l1, hit-l2, hit-l3, hit-semantic or miss (absent: not cacheable) */
+        Cache: "hit-l1" | "hit-l2" | "hit-l3" | "hit-semantic" | "miss";
         /** @description The shard the task went to (`0`, `1`, ...); for a batch, every shard its tasks went to, comma-separated */
         Shard: string;
     };
@@ -1141,10 +1349,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the task this idempotency key already created */
+            /** @description the task this idempotency key already created, or the task whose cached result answers this cacheable submit (`cache` says from where) */
             200: {
                 headers: {
                     "x-daa-shard": components["headers"]["Shard"];
+                    "x-daa-cache": components["headers"]["Cache"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1155,6 +1364,7 @@ export interface operations {
             201: {
                 headers: {
                     "x-daa-shard": components["headers"]["Shard"];
+                    "x-daa-cache": components["headers"]["Cache"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2139,6 +2349,24 @@ export interface operations {
                         /** @enum {string} */
                         topology?: "auto" | "star" | "ring" | "mesh";
                     };
+                    cache?: {
+                        types?: string[];
+                        ttlMs?: {
+                            l1?: number;
+                            /** @description at least 60000: the KV minimum */
+                            l2?: number;
+                            l3?: number;
+                        };
+                        semantic?: {
+                            types?: string[];
+                            index?: string | null;
+                            threshold?: number;
+                            model?: {
+                                r2Key: string;
+                                dimensions: number;
+                            } | null;
+                        };
+                    };
                 };
             };
         };
@@ -2631,6 +2859,382 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description not_found: another tenant's log */
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1Indexes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the indexes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        indexes: components["schemas"]["VectorIndex"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    putV1IndexesIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+                index: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the length of every vector: 1-4096 */
+                    dimensions: number;
+                    /**
+                     * @description the similarity: cosine. Default: "cosine".
+                     * @enum {string}
+                     */
+                    metric?: "cosine";
+                    /**
+                     * @description float32: exact scan; int8: a quarter of the memory (an int8 scan, then the best candidates ranked again in float32). Default: "float32".
+                     * @enum {string}
+                     */
+                    precision?: "float32" | "int8";
+                };
+            };
+        };
+        responses: {
+            /** @description it exists with these settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VectorIndex"];
+                };
+            };
+            /** @description created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VectorIndex"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: it exists with other settings */
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    deleteV1IndexesIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+                index: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                        index: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such index */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1IndexesIndexVectors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+                index: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 1-1000 vectors; an id already in the index is replaced */
+                    vectors: {
+                        /** @description a vector id: 1-128 characters */
+                        id: string;
+                        /** @description the vector's components: as many as the index has dimensions, finite numbers */
+                        values: number[];
+                        /** @description free-form JSON object, at most 4 KiB as JSON; filters compare its top-level fields */
+                        metadata?: {
+                            [key: string]: unknown;
+                        };
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description written */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description vectors written */
+                        upserted: number;
+                    };
+                };
+            };
+            /** @description invalid_request: a vector with the wrong number of values, a value that is not a finite number, metadata over 4 KiB (details name each: position and id) */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such index */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: the index is full, or a part of it is being split for longer than a write waits */
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    deleteV1IndexesIndexVectorsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+                index: string;
+                /** @description a vector id: 1-128 characters */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                        id: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such index or vector */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1IndexesIndexQuery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an index name: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit */
+                index: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the query vector (as many values as the index has dimensions); or `text` */
+                    vector?: number[];
+                    /** @description text to embed with the index's model (none is configured yet: 400) */
+                    text?: string;
+                    /** @description how many matches: 1-100 */
+                    topK: number;
+                    /** @description metadata conditions that must all hold, applied before ranking: `{"field": value | {"$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte": v} | {"$in": [...]}}` */
+                    filter?: {
+                        [key: string]: (string | number | boolean | null) | {
+                            $eq?: string | number | boolean | null;
+                            $ne?: string | number | boolean | null;
+                            $gt?: number | string;
+                            $gte?: number | string;
+                            $lt?: number | string;
+                            $lte?: number | string;
+                            $in?: (string | number | boolean | null)[];
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description the matches */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description best first */
+                        matches: components["schemas"]["VectorMatch"][];
+                    };
+                };
+            };
+            /** @description invalid_request: a query vector of the wrong length or with a value that is not a finite number; `text` (no embedding model is configured) */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such index */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: a part kept splitting while the query ran (rare); try again */
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1CacheKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the entry */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CacheEntry"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such entry (or another tenant's) */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    deleteV1CacheKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gone from every level (purged: 1), or there was nothing (purged: 0) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description entries removed from every level */
+                        purged: number;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: another tenant's key */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1CachePurge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    tags: string[];
+                    /** @description the bootstrap key only: whose entries (default its own tenant) */
+                    tenant?: string;
+                } | {
+                    type: string;
+                    cacheVersion?: string;
+                    /** @description the bootstrap key only: whose entries */
+                    tenant?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description how many entries went */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description entries removed from every level */
+                        purged: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description forbidden: tenant named by a key that is not the bootstrap key */
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];

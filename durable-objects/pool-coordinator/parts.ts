@@ -4,7 +4,7 @@
  * and the drain hand-over. The Durable Object class (index.ts) builds one `Parts` and hands each call to it.
  */
 import { shardName } from "../../contract/ids.ts";
-import type { Outcome } from "../../contract/errors.ts";
+import { ApiError, type Outcome } from "../../contract/errors.ts";
 import type { LeasedTask } from "../../contract/records.ts";
 import { Timers } from "../shared/timers.ts";
 import type { RoundRobinState } from "./agents/balancing.ts";
@@ -16,6 +16,7 @@ import { ResultSealer } from "./results.ts";
 import { ShardDrain } from "./shard/drain.ts";
 import { GossipRunner } from "./gossip/runner.ts";
 import { CacheFiller } from "./cache/filler.ts";
+import { ensureIndex, upsertVectors } from "../../lib/vectors/client.ts";
 import { crdtWasm } from "../../lib/wasm/crdt-module.ts";
 import { random01 } from "../../lib/random.ts";
 import { PoolShell } from "./shell.ts";
@@ -83,6 +84,15 @@ export class Parts {
       core: () => this.shell.core,
       apply: (fn) => this.shell.apply(false, fn),
       clock,
+      // The semantic cache's index is made by its first fill, with the embedding's dimensions.
+      upsertVector: async (tenant, index, id, vector, metadata) => {
+        const put = () => upsertVectors(env, tenant, index, [{ id, values: vector, metadata }]);
+        await put().catch(async (err) => {
+          if (!(err instanceof ApiError && err.code === "not_found")) throw err;
+          await ensureIndex(env, tenant, index, { dimensions: vector.length, metric: "cosine", precision: "float32" });
+          await put();
+        });
+      },
     });
     this.shell = new PoolShell({
       storage: ctx.storage,

@@ -72,7 +72,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { body }) => {
       const gateway = new Gateway(c.env, c.req.raw);
-      const [outcome] = await submitThroughCache(gateway, outputCache(c), c.var.caller, [body], false, regionOf(c.req.raw));
+      const [outcome] = await submitThroughCache(c.env, gateway, outputCache(c), c.var.caller, [body], false, regionOf(c.req.raw));
       if (!outcome) throw new Error("submit answered nothing");
       c.header("x-daa-shard", String(outcome.task.shard));
       if (outcome.cacheStatus) c.header("x-daa-cache", outcome.cacheStatus);
@@ -94,7 +94,7 @@ export function taskRoutes(routes: Routes): void {
     },
     async (c, { body }) => {
       const gateway = new Gateway(c.env, c.req.raw);
-      const tasks = (await submitThroughCache(gateway, outputCache(c), c.var.caller, body.tasks, true, regionOf(c.req.raw))).map(presentCached);
+      const tasks = (await submitThroughCache(c.env, gateway, outputCache(c), c.var.caller, body.tasks, true, regionOf(c.req.raw))).map(presentCached);
       c.header("x-daa-shard", [...new Set(tasks.map((t) => Number(t.shard)))].sort((a, b) => a - b).join(","));
       c.set("audit", { target: await batchTarget(tasks.map((t) => t.id)) });
       return c.json({ tasks }, 201);

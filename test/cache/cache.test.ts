@@ -274,5 +274,12 @@ describe("the exact output cache", () => {
     expectError(await api("PUT", `/v1/pools/${pool}/config`, { cache: { ttlMs: { l2: 59_999 } } }), 400, "invalid_request");
     expectError(await api("GET", "/v1/cache/not-a-key"), 404, "not_found");
     expect((await stats(pool)).queue.queued).toBe(0);
+    // A payload RFC 8785 has no canonical form for (a number JSON reads as Infinity) is not cacheable: it runs as usual.
+    const infinite = await api("POST", "/v1/tasks/batch", `{"tasks":[{"type":"${pool}.gen","payload":{"n":1e999}}]}`);
+    expect(infinite.status).toBe(201);
+    expect(infinite.headers.get("x-daa-cache")).toBeNull();
+    // A lone surrogate is refused by validation, before any cache lookup.
+    expect((await api("POST", "/v1/tasks/batch", `{"tasks":[{"type":"${pool}.gen","payload":{"s":"\\ud800"}}]}`)).status).not.toBe(500);
+    expect((await stats(pool)).queue.queued).toBeLessThanOrEqual(2);
   });
 });

@@ -33,6 +33,12 @@ export const ORDER = [
   op("GET", "/v1/pools/{pool}/shards"),
   op("GET", "/v1/pools/{pool}/state"),
   op("POST", "/v1/pools/{pool}/shards/{id}/drain"),
+  op("PUT", "/v1/indexes/{index}"),
+  op("POST", "/v1/indexes/{index}/vectors"),
+  op("GET", "/v1/indexes"),
+  op("POST", "/v1/indexes/{index}/query"),
+  op("DELETE", "/v1/indexes/{index}/vectors/{id}"),
+  op("DELETE", "/v1/indexes/{index}"),
 ];
 
 const body = (operation, value) => ({ openApiOperation: operation, overwriteRequestBody: [{ key: ".", value, overwrite: true }] });
@@ -100,9 +106,14 @@ export function portmanConfig({ pool, tenant }) {
       body(op("PUT", "/v1/pools/{pool}/tenants/{tenant}"), { weight: 2 }),
       body(op("POST", "/v1/pools/{pool}/shards"), { region: "weur" }),
       path(op("POST", "/v1/pools/{pool}/shards/{id}/drain"), { pool, id: "{{shardId}}" }),
+      ...[op("PUT", "/v1/indexes/{index}"), op("POST", "/v1/indexes/{index}/vectors"), op("POST", "/v1/indexes/{index}/query"), op("DELETE", "/v1/indexes/{index}")].map((o) => path(o, { index: "contract-index" })),
+      body(op("PUT", "/v1/indexes/{index}"), { dimensions: 3, metric: "cosine", precision: "int8" }),
+      body(op("POST", "/v1/indexes/{index}/vectors"), { vectors: [{ id: "a", values: [1, 0, 0], metadata: { kind: "x" } }, { id: "b", values: [0, 1, 0] }] }),
+      body(op("POST", "/v1/indexes/{index}/query"), { vector: [1, 0.1, 0], topK: 2, filter: { kind: "x" } }),
+      path(op("DELETE", "/v1/indexes/{index}/vectors/{id}"), { index: "contract-index", id: "b" }),
     ],
     globals: {
-      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "System"],
+      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "Vector indexes", "System"],
       orderOfOperations: ORDER,
       securityOverwrites: { bearer: { token: "{{bearerToken}}" } },
       collectionPreRequestScripts: [],

@@ -132,6 +132,8 @@ export class SchemaDoc {
     if (s.oneOf) return fc.oneof(...(s.oneOf as Json[]).map((sub) => this.arbitrary(sub, hint, name)));
     if ("const" in s) return fc.constant(s.const);
     if (s.enum) return fc.constantFrom(...(s.enum as unknown[]));
+    // `type: ["string", "number", ...]` (a union of scalars): any of the types.
+    if (Array.isArray(s.type)) return fc.oneof(...(s.type as string[]).map((type) => this.arbitrary({ ...s, type }, hint, name)));
     switch (s.type) {
       case undefined:
         return anyJson;

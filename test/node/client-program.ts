@@ -5,7 +5,7 @@
 import { ok, type MeshApi, type Schemas } from "../../agent/client/index.ts";
 
 /** The status each step of the program expects: 201 for what it creates; the connect route refuses a request without Upgrade (400). */
-const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards"]);
+const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards", "PUT /v1/indexes/:index"]);
 export function expectedStatus(route: string): number {
   return CREATED.has(route) ? 201 : route.endsWith("/connect") ? 400 : 200;
 }
@@ -75,6 +75,14 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   // Without an Upgrade header the connect route refuses (400): a WebSocket client opens it.
   await step("GET /v1/pools/:pool/agents/:agentId/connect", api.GET("/v1/pools/{pool}/agents/{agentId}/connect", agent));
   await step("DELETE /v1/pools/:pool/agents/:agentId", api.DELETE("/v1/pools/{pool}/agents/{agentId}", agent));
+
+  const index = { params: { path: { index: `${pool}-index` } } };
+  await step("PUT /v1/indexes/:index", api.PUT("/v1/indexes/{index}", { ...index, body: { dimensions: 3, precision: "int8" } }));
+  await step("POST /v1/indexes/:index/vectors", api.POST("/v1/indexes/{index}/vectors", { ...index, body: { vectors: [{ id: "a", values: [1, 0, 0], metadata: { kind: "x" } }, { id: "b", values: [0, 1, 0] }] } }));
+  await step("GET /v1/indexes", api.GET("/v1/indexes"));
+  const near: Schemas["VectorMatch"][] = (await ok(step("POST /v1/indexes/:index/query", api.POST("/v1/indexes/{index}/query", { ...index, body: { vector: [1, 0.1, 0], topK: 2, filter: { kind: { $eq: "x" } } } })))).matches;
+  await step("DELETE /v1/indexes/:index/vectors/:id", api.DELETE("/v1/indexes/{index}/vectors/{id}", { params: { path: { index: `${pool}-index`, id: near[0]?.id ?? "a" } } }));
+  await step("DELETE /v1/indexes/:index", api.DELETE("/v1/indexes/{index}", index));
 
   await step("GET /v1/audit", api.GET("/v1/audit", { params: { query: { limit: 5 } } }));
   await step("GET /v1/audit/verify", api.GET("/v1/audit/verify"));

@@ -86,6 +86,21 @@ const poolRoute = (method: string, suffix: string, body?: unknown): Fixture => (
 
 const publicRoute = (method: string, path: string, body?: unknown): Fixture => ({ own: async () => ({ method, path, body }) });
 
+/** A vector index of the tenant of `keys` (made with its operator key), holding one vector "v". */
+async function indexOf(keys: RoleKeys): Promise<string> {
+  const index = `mx-ix-${++serial}`;
+  const made = await as(keys.operator, "PUT", `/v1/indexes/${index}`, { dimensions: 2 });
+  if (made.status !== 201) throw new Error(`creating an index answered ${made.status}: ${JSON.stringify(made.body)}`);
+  const put = await as(keys.operator, "POST", `/v1/indexes/${index}/vectors`, { vectors: [{ id: "v", values: [1, 0] }] });
+  if (put.status !== 200) throw new Error(`an upsert answered ${put.status}: ${JSON.stringify(put.body)}`);
+  return index;
+}
+
+const indexRoute = (method: string, suffix: string, body?: unknown): Fixture => ({
+  own: async () => ({ method, path: `/v1/indexes/${await indexOf(own)}${suffix}`, body }),
+  other: async () => ({ method, path: `/v1/indexes/${await indexOf(other)}${suffix}`, body }),
+});
+
 const FIXTURES: Record<string, Fixture> = {
   "POST /v1/tasks": { own: async () => ({ method: "POST", path: "/v1/tasks", body: { type: `${SHARED_POOL}.work` } }) },
   "POST /v1/tasks/batch": { own: async () => ({ method: "POST", path: "/v1/tasks/batch", body: { tasks: [{ type: `${SHARED_POOL}.work` }] } }) },
@@ -162,6 +177,13 @@ const FIXTURES: Record<string, Fixture> = {
     other: async () => ({ method: "DELETE", path: `/v1/tenants/${OTHER}/keys/${(await createKey(OTHER, ["client"])).id}` }),
   },
   "POST /v1/auth/token": publicRoute("POST", "/v1/auth/token", { apiKey: "daa.nobody.AAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+  "GET /v1/indexes": { own: async () => ({ method: "GET", path: "/v1/indexes" }) },
+  // Index names are the caller's tenant's: a PUT of another tenant's name makes an index of the caller's own.
+  "PUT /v1/indexes/:index": { own: async () => ({ method: "PUT", path: `/v1/indexes/mx-ix-${++serial}`, body: { dimensions: 2 } }) },
+  "DELETE /v1/indexes/:index": indexRoute("DELETE", ""),
+  "POST /v1/indexes/:index/vectors": indexRoute("POST", "/vectors", { vectors: [{ id: "w", values: [0, 1] }] }),
+  "DELETE /v1/indexes/:index/vectors/:id": indexRoute("DELETE", "/vectors/v"),
+  "POST /v1/indexes/:index/query": indexRoute("POST", "/query", { vector: [1, 0], topK: 1 }),
   "GET /v1/audit": {
     own: async () => ({ method: "GET", path: "/v1/audit" }),
     other: async () => ({ method: "GET", path: `/v1/audit?tenant=${OTHER}` }),
