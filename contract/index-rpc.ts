@@ -5,6 +5,7 @@
  * vector id (docs/indexes.md). Every call is one SQLite transaction of the object called; none has a principal:
  * only the Worker's index client and the index's own parts make them.
  */
+import type { EmbedModelRef } from "./embedder.ts";
 
 /** Index names: 1-63 characters of A-Z, a-z, 0-9, _ . and -, starting with a letter or digit. */
 export const INDEX_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -27,6 +28,8 @@ export interface IndexSettings {
   dimensions: number;
   metric: IndexMetric;
   precision: Precision;
+  /** The ONNX model that embeds `text` queries (contract/embedder.ts); null or absent: queries send vectors. */
+  model?: EmbedModelRef | null;
 }
 
 /** A part's place in the hash space: the hashes whose low `depth` bits are `prefix`. */

@@ -18,6 +18,7 @@ interface IndexRow {
   part_bytes: number;
   parts: string;
   created_at: number;
+  model: string | null;
 }
 
 function recordOf(row: IndexRow): IndexRecord {
@@ -31,10 +32,12 @@ function recordOf(row: IndexRow): IndexRecord {
     partBytes: row.part_bytes,
     parts: JSON.parse(row.parts) as IndexRecord["parts"],
     createdAt: row.created_at,
+    model: row.model === null ? null : (JSON.parse(row.model) as IndexRecord["model"]),
   };
 }
 
-export const sameSettings = (a: IndexSettings, b: IndexSettings): boolean => a.dimensions === b.dimensions && a.metric === b.metric && a.precision === b.precision;
+const modelOf = (s: IndexSettings): string => (s.model ? `${s.model.r2Key} (${s.model.dimensions})` : "no model");
+export const sameSettings = (a: IndexSettings, b: IndexSettings): boolean => a.dimensions === b.dimensions && a.metric === b.metric && a.precision === b.precision && modelOf(a) === modelOf(b);
 
 export class Registry {
   readonly #sql: SqlStorage;
@@ -61,13 +64,14 @@ export class Registry {
     if (existing) {
       if (!sameSettings(existing, settings)) {
         // The settings go in the message: the documented 409 details name task and agent states only.
-        throw new ApiError("conflict", `index ${name} exists with other settings (${existing.dimensions} dimensions, ${existing.metric}, ${existing.precision})`);
+        throw new ApiError("conflict", `index ${name} exists with other settings (${existing.dimensions} dimensions, ${existing.metric}, ${existing.precision}, ${modelOf(existing)})`);
       }
       return { created: false, record: existing };
     }
     this.#sql.exec(
-      "INSERT INTO indexes (name, tenant, dimensions, metric, precision, incarnation, part_bytes, parts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO indexes (name, tenant, dimensions, metric, precision, incarnation, part_bytes, parts, created_at, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       name, tenant, settings.dimensions, settings.metric, settings.precision, incarnation, partBytes, JSON.stringify([{ prefix: 0, depth: 0 }]), now,
+      settings.model ? JSON.stringify({ r2Key: settings.model.r2Key, dimensions: settings.model.dimensions }) : null,
     );
     return { created: true, record: this.get(name)! };
   }

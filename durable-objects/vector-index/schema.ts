@@ -41,5 +41,6 @@ export const VECTOR_INDEX_SCHEMA: Schema = {
       metadata TEXT NOT NULL,
       vec BLOB NOT NULL
     );`,
+    /* 2: an index's embedding model, for text queries */ `ALTER TABLE indexes ADD COLUMN model TEXT;`,
   ],
 };

@@ -191,13 +191,6 @@ export async function queryIndex(env: IndexEnv, tenant: string, index: string, v
   });
 }
 
-/**
- * The hook for `text` queries: the vector of `text` by the index's embedding model. No model is configured for
- * indexes yet (the edge embedder plugs in here), so a `text` query is refused with 400.
- */
-export async function embedQueryText(_env: IndexEnv, _tenant: string, index: string, _text: string): Promise<Float32Array> {
-  throw invalid([{ field: "text", message: `no embedding model is configured for index ${index}; send "vector" instead` }]);
-}
 
 /** Unit-length float32 copies of the vectors, ready for their parts; 400 naming every bad one (up to 20). */
 export function checkVectors(vectors: readonly VectorInput[], dimensions: number): StoredVector[] {
@@ -257,7 +250,7 @@ async function view(env: IndexEnv, record: IndexRecord): Promise<IndexView> {
 }
 
 function viewOf(record: IndexRecord, vectors: number): IndexView {
-  return { index: record.index, dimensions: record.dimensions, metric: record.metric, precision: record.precision, vectors };
+  return { index: record.index, dimensions: record.dimensions, metric: record.metric, precision: record.precision, model: record.model ?? null, vectors };
 }
 
 type PartStub = ReturnType<typeof partOf>;

@@ -105,7 +105,7 @@ export function indexRoutes(routes: Routes): void {
       body: QueryIndex,
       responses: {
         200: { description: "the matches", schema: QueryResponse },
-        400: err("a query vector of the wrong length or with a value that is not a finite number; `text` (no embedding model is configured)"),
+        400: err("a query vector of the wrong length or with a value that is not a finite number; `text` for an index without a model"),
         404: err("no such index"),
         409: err("a part kept splitting while the query ran (rare); try again"),
       },

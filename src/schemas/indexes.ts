@@ -19,7 +19,11 @@ export const CreateIndex = z.strictObject({
     .enum(PRECISIONS)
     .default("float32")
     .describe("float32: exact scan; int8: a quarter of the memory (an int8 scan, then the best candidates ranked again in float32)"),
-});
+  model: z
+    .strictObject({ r2Key: z.string().min(1).max(1024), dimensions: intIn(1, MAX_DIMENSIONS) })
+    .optional()
+    .describe("the ONNX model in R2 that embeds `text` queries at the edge (docs/embeddings.md); its dimensions must be the index's"),
+}).refine((b) => !b.model || b.model.dimensions === b.dimensions, { message: "the model's dimensions must equal the index's", path: ["model", "dimensions"] });
 
 export const VectorIndex = z
   .object({
@@ -27,6 +31,7 @@ export const VectorIndex = z
     dimensions: z.number().int(),
     metric: z.enum(METRICS),
     precision: z.enum(PRECISIONS),
+    model: z.object({ r2Key: z.string(), dimensions: z.number().int() }).nullable().describe("the model of text queries; null: queries send vectors"),
     vectors: z.number().int().describe("vectors in the index"),
   })
   .meta({ id: "VectorIndex" });
@@ -86,7 +91,7 @@ export const Filter = z
 export const QueryIndex = z
   .strictObject({
     vector: Values.optional().describe("the query vector (as many values as the index has dimensions); or `text`"),
-    text: z.string().min(1).max(10_000).optional().describe("text to embed with the index's model (none is configured yet: 400)"),
+    text: z.string().min(1).max(10_000).optional().describe("text to embed with the index's model (400 for an index without one)"),
     topK: intIn(1, MAX_TOP_K).describe(`how many matches: 1-${MAX_TOP_K}`),
     filter: Filter.optional(),
   })

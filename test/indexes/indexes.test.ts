@@ -16,7 +16,7 @@ const items = (vectors: number[][], prefix = "v") => vectors.map((values, i) => 
 describe("creating and listing indexes", () => {
   it("answers 201, then 200 for the same settings, 409 for others; lists the tenant's indexes with vector counts", async () => {
     const index = freshIndex();
-    expect(await createIndex(index, { dimensions: 8, metric: "cosine", precision: "int8" })).toEqual({ index, dimensions: 8, metric: "cosine", precision: "int8", vectors: 0 });
+    expect(await createIndex(index, { dimensions: 8, metric: "cosine", precision: "int8" })).toEqual({ index, dimensions: 8, metric: "cosine", precision: "int8", model: null, vectors: 0 });
     const again = await api("PUT", `/v1/indexes/${index}`, { dimensions: 8, precision: "int8" });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ index, dimensions: 8, precision: "int8" });
@@ -25,7 +25,7 @@ describe("creating and listing indexes", () => {
     await upsert(index, items(randomVectors(5, 8, 1)));
     const list = await api("GET", "/v1/indexes");
     expect(list.status).toBe(200);
-    expect(list.body.indexes).toContainEqual({ index, dimensions: 8, metric: "cosine", precision: "int8", vectors: 5 });
+    expect(list.body.indexes).toContainEqual({ index, dimensions: 8, metric: "cosine", precision: "int8", model: null, vectors: 5 });
     // The defaults: cosine, float32.
     const other = freshIndex();
     expect(await createIndex(other, { dimensions: 3 })).toMatchObject({ metric: "cosine", precision: "float32" });
