@@ -18,6 +18,7 @@ interface __BaseEnv_Env {
 	CACHE_INDEX: DurableObjectNamespace<import("./src/index").CacheIndex>;
 	CACHE_KV: KVNamespace;
 	CACHE_R2: R2Bucket;
+	BLOBS: R2Bucket;
 	EMBEDDER: Service<typeof import("./workers/embedder/index").default>;
 }
 declare namespace Cloudflare {

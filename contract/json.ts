@@ -21,3 +21,18 @@ export function jsonDepth(value: unknown, stopAt = Number.POSITIVE_INFINITY): nu
   }
   return deepest;
 }
+
+/** UTF-8 bytes of a string, counted without encoding it (lone surrogates count as the 3 bytes of U+FFFD). */
+export function utf8Bytes(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2;
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}

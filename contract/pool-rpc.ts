@@ -30,8 +30,12 @@ export interface PoolRpc {
   /** Which of these ids name no task of the tenant here. Changes nothing; a pool not yet written: all of them. */
   missingDependencies(principal: Principal, ids: string[]): Promise<Outcome<string[]>>;
 
-  /** One task the principal may see. 404 unknown task (or another tenant's), 404 pool. Changes nothing. */
-  getTask(principal: Principal, id: string): Promise<Outcome<TaskRecord>>;
+  /**
+   * One task the principal may see. 404 unknown task (or another tenant's), 404 pool. With `leaseToken`: only while
+   * that is the task's current, unexpired lease and the principal may settle it (409 lease_lost otherwise), as an
+   * agent fetching a payload that was left out of its lease (GET /v1/tasks/:id/payload). Changes nothing.
+   */
+  getTask(principal: Principal, id: string, leaseToken?: string): Promise<Outcome<TaskRecord>>;
 
   /** The task once final, waiting up to `waitMs` for it; out: the task, final or not. Changes nothing. */
   waitResult(principal: Principal, id: string, waitMs: number): Promise<Outcome<TaskRecord>>;

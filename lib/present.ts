@@ -41,6 +41,8 @@ export function presentTask(task: TaskRecord): TaskJson {
     finishedAt: isoOrNull(task.finishedAt),
     leaseExpiresAt: isoOrNull(task.leaseExpiresAt),
     shard: String(task.shard),
+    ...(task.payloadOmitted ? { payloadOmitted: true as const } : {}),
+    ...(task.resultOmitted ? { resultOmitted: true as const } : {}),
   };
 }
 

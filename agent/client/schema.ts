@@ -327,6 +327,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tasks/{id}/payload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The payload of a leased task, for the holder of its current lease (one left out of a push or a lease answer) */
+        get: operations["getV1TasksIdPayload"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools": {
         parameters: {
             query?: never;
@@ -796,6 +813,16 @@ export interface components {
                 sourceTaskId: string;
                 similarity?: number;
             };
+            /**
+             * @description the payload (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it (an agent: GET /v1/tasks/:id/payload)
+             * @constant
+             */
+            payloadOmitted?: true;
+            /**
+             * @description the result (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it
+             * @constant
+             */
+            resultOmitted?: true;
         };
         TaskError: {
             message: string;
@@ -949,8 +976,22 @@ export interface components {
                 sourceTaskId: string;
                 similarity?: number;
             };
+            /**
+             * @description the payload (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it (an agent: GET /v1/tasks/:id/payload)
+             * @constant
+             */
+            payloadOmitted?: true;
+            /**
+             * @description the result (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it
+             * @constant
+             */
+            resultOmitted?: true;
             attempt: number;
             leaseToken: string;
+        };
+        TaskPayload: {
+            id: string;
+            payload: unknown;
         };
         QueueCounts: {
             waiting: number;
@@ -1088,6 +1129,11 @@ export interface components {
             metric: "cosine";
             /** @enum {string} */
             precision: "float32" | "int8";
+            /** @description the model of text queries; null: queries send vectors */
+            model: {
+                r2Key: string;
+                dimensions: number;
+            } | null;
             /** @description vectors in the index */
             vectors: number;
         };
@@ -2127,6 +2173,42 @@ export interface operations {
             default: components["responses"]["OtherError"];
         };
     };
+    getV1TasksIdPayload: {
+        parameters: {
+            query: {
+                /** @description the task's current lease token */
+                leaseToken: string;
+            };
+            header?: never;
+            path: {
+                /** @description a task id as the API gave it (it names the pool and shard) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the task's id and its payload */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPayload"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such task */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: lease_lost: not the current lease */
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
     getV1Pools: {
         parameters: {
             query?: never;
@@ -2916,6 +2998,11 @@ export interface operations {
                      * @enum {string}
                      */
                     precision?: "float32" | "int8";
+                    /** @description the ONNX model in R2 that embeds `text` queries at the edge (docs/embeddings.md); its dimensions must be the index's */
+                    model?: {
+                        r2Key: string;
+                        dimensions: number;
+                    };
                 };
             };
         };
@@ -3089,7 +3176,7 @@ export interface operations {
                 "application/json": {
                     /** @description the query vector (as many values as the index has dimensions); or `text` */
                     vector?: number[];
-                    /** @description text to embed with the index's model (none is configured yet: 400) */
+                    /** @description text to embed with the index's model (400 for an index without one) */
                     text?: string;
                     /** @description how many matches: 1-100 */
                     topK: number;
@@ -3121,7 +3208,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description invalid_request: a query vector of the wrong length or with a value that is not a finite number; `text` (no embedding model is configured) */
+            /** @description invalid_request: a query vector of the wrong length or with a value that is not a finite number; `text` for an index without a model */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];

@@ -8,6 +8,7 @@ import { describeTypes } from "./handlers.ts";
 import { LoadMeter } from "./load.ts";
 import { resolveOptions, type ResolvedOptions } from "./options.ts";
 import { outcomeOf } from "./outcome.ts";
+import { payloadOf } from "./payloads.ts";
 import { HttpSettler } from "./settler-http.ts";
 import { Signal } from "./timers.ts";
 import { HttpTransport } from "./transport-http.ts";
@@ -272,10 +273,14 @@ export class MeshAgent implements Agent, TransportHost {
     const limitMs = this.options.taskTimeoutMs ?? task.timeoutMs;
     rt.timeoutTimer = setTimeout(() => this.timeOut(rt, limitMs), limitMs);
     this.scheduleExtension(rt);
-    const startedAt = performance.now();
-    void this.executor
-      .run({ taskId: task.id, type: task.type, attempt: task.attempt, payload: task.payload, signal: rt.controller.signal })
-      .then((result) => this.finish(rt, result, performance.now() - startedAt))
+    // A payload the mesh left out (too large for a frame) is fetched first, within the lease (payloads.ts).
+    void payloadOf(this.client, task, rt.controller.signal)
+      .then(async (got) => {
+        if (!got.ok) return this.payloadMissing(rt, got);
+        const startedAt = performance.now();
+        const result = await this.executor.run({ taskId: task.id, type: task.type, attempt: task.attempt, payload: got.payload, signal: rt.controller.signal });
+        this.finish(rt, result, performance.now() - startedAt);
+      })
       // finish() does not throw by design; should it, the agent must log and carry on, not die of an unhandled rejection.
       .catch((err: unknown) => this.log(`internal error finishing task ${task.id}: ${err instanceof Error ? err.message : String(err)}`));
   }
@@ -352,11 +357,21 @@ export class MeshAgent implements Agent, TransportHost {
     rt.extendTimer = null;
   }
 
-  private finish(rt: RunningTask, result: RunResult, durationMs: number): void {
+  /** A payload that could not be fetched: a lost lease ends the run quietly, anything else fails the attempt. */
+  private payloadMissing(rt: RunningTask, got: { lost: boolean; message: string }): void {
+    this.log(`task ${rt.task.id}: ${got.message}`);
+    if (got.lost && !rt.decided) {
+      this.decide(rt);
+      this.counters.leaseLost++;
+    }
+    this.finish(rt, { ok: false, error: { message: got.message, code: "payload_unavailable" }, retryable: true }, null);
+  }
+
+  private finish(rt: RunningTask, result: RunResult, durationMs: number | null): void {
     const { task } = rt;
     if (!rt.decided) {
       this.decide(rt);
-      this.load.recordLatency(durationMs);
+      if (durationMs !== null) this.load.recordLatency(durationMs);
       this.send(outcomeOf(task, result));
     }
     this.running.delete(task.leaseToken);

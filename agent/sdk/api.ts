@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { errorFrom, MeshError, unreachable } from "../client/errors.ts";
 import type { AgentLoad } from "../../contract/records.ts";
-import { AgentInfo, AgentsAnswer, LeaseAnswer, PoolsAnswer, SettleAnswer, Task, type LeasedTask, type PoolSummary } from "./wire.ts";
+import { AgentInfo, AgentsAnswer, LeaseAnswer, PayloadAnswer, PoolsAnswer, SettleAnswer, Task, type LeasedTask, type PoolSummary } from "./wire.ts";
 
 export { MeshError } from "../client/errors.ts";
 
@@ -81,6 +81,12 @@ export class MeshClient {
     return answer.results.map((r): SettleResult =>
       r.error ? { id: r.id, ok: false, code: r.error.code, message: r.error.message } : { id: r.id, ok: true, status: r.status ?? "unknown", leaseExpiresAt: r.leaseExpiresAt ?? null },
     );
+  }
+
+  /** `GET /v1/tasks/:id/payload`: the payload of a task this agent holds the lease of (one left out of a push). */
+  async leasedPayload(id: string, leaseToken: string, signal?: AbortSignal): Promise<unknown> {
+    const answer = await this.json("GET", `/v1/tasks/${seg(id)}/payload?leaseToken=${encodeURIComponent(leaseToken)}`, { schema: PayloadAnswer, signal });
+    return answer.payload;
   }
 
   listAgents(pool: string): Promise<AgentInfo[]> {

@@ -4,8 +4,11 @@ import { truncate } from "./errors.ts";
 import type { RunResult } from "./executor.ts";
 import type { LeasedTask } from "./wire.ts";
 
-/** A result must fit in one request or frame (1 MiB) with its envelope. */
-export const MAX_RESULT_BYTES = 1_000_000;
+/**
+ * A result must fit in one request (the mesh takes bodies of up to 10 MiB) with its envelope. One larger than a
+ * WebSocket frame goes over HTTP (ws-connection.ts); over 128 KiB the mesh keeps it in R2 (docs/payloads.md).
+ */
+export const MAX_RESULT_BYTES = 10_000_000;
 
 export function outcomeOf(task: Pick<LeasedTask, "id" | "leaseToken">, result: RunResult): SettleItem {
   const base = { id: task.id, leaseToken: task.leaseToken };
@@ -19,7 +22,7 @@ export function outcomeOf(task: Pick<LeasedTask, "id" | "leaseToken">, result: R
   }
   const bytes = text === undefined ? 0 : Buffer.byteLength(text);
   if (bytes > MAX_RESULT_BYTES) {
-    return { action: "fail", ...base, error: { message: `the handler's result is ${bytes} bytes of JSON; at most ${MAX_RESULT_BYTES} fit in a message`, code: "result_too_large" }, retryable: false };
+    return { action: "fail", ...base, error: { message: `the handler's result is ${bytes} bytes of JSON; at most ${MAX_RESULT_BYTES} fit in a request`, code: "result_too_large" }, retryable: false };
   }
   // `undefined` (a handler without a return value) is sent as null, which JSON can carry.
   return { action: "complete", ...base, result: text === undefined ? null : result.result };

@@ -7,8 +7,8 @@ import { MeshError, type MeshClient, type SettleItem } from "./api.ts";
 import type { Settler, TransportHost } from "./transport.ts";
 import { sleep } from "./timers.ts";
 
-/** Under the mesh's 1 MiB body limit, with room for the envelope. */
-const MAX_REQUEST_BYTES = 1_000_000;
+/** Under the mesh's 10 MiB body limit, with room for the envelope (a larger result alone still goes alone). */
+const MAX_REQUEST_BYTES = 10_000_000;
 
 export class HttpSettler implements Settler {
   private readonly client: Pick<MeshClient, "settle">;

@@ -22,6 +22,8 @@ export const AgentInfo = z.looseObject({
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
 export const LeaseAnswer = z.looseObject({ tasks: z.array(LeasedTaskWire) });
+/** `GET /v1/tasks/:id/payload` (a payload left out of a push or lease answer). */
+export const PayloadAnswer = z.looseObject({ id: z.string(), payload: z.unknown() });
 
 const ErrorBody = z.looseObject({ code: z.string(), message: z.string() });
 

@@ -90,6 +90,8 @@ export class ShardConnection {
   private helloTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
+  /** Sizes of outcome messages measured when they were queued (the batcher asks again). */
+  private readonly sizes = new WeakMap<AgentMessageInput, number>();
   /** Sent on the current socket and not yet answered, per task id in sending order (the mesh answers in order). */
   private readonly unanswered = new Map<string, SettleItem[]>();
 
@@ -103,7 +105,7 @@ export class ShardConnection {
       maxItems: options.batchMaxItems ?? 64,
       maxDelayMs: options.batchMaxDelayMs ?? 3,
       maxBytes: MAX_FRAME_BYTES,
-      sizeOf: (msg) => Buffer.byteLength(JSON.stringify(msg)),
+      sizeOf: (msg) => this.sizes.get(msg) ?? frameBytes(msg),
       send: (messages) => this.write(messages),
     });
   }
@@ -118,10 +120,18 @@ export class ShardConnection {
   }
 
   send(item: SettleItem): void {
+    const message = toMessage(item);
+    const bytes = frameBytes(message);
+    // A result too large for a frame goes over HTTP, whose body may be 10 MiB (docs/payloads.md).
+    if (bytes > MAX_FRAME_BYTES) {
+      this.events.reroute(item);
+      return;
+    }
+    this.sizes.set(message, bytes);
     const queue = this.unanswered.get(item.id);
     if (queue) queue.push(item);
     else this.unanswered.set(item.id, [item]);
-    this.outbound.add(toMessage(item));
+    this.outbound.add(message);
   }
 
   heartbeat(load: Load): void {
@@ -311,6 +321,10 @@ export class ShardConnection {
     if (item) this.events.settled(item, result);
     else if (!result.ok) this.events.log(`the mesh reported an error for ${id}: ${result.code}: ${result.message}`);
   }
+}
+
+function frameBytes(message: AgentMessageInput): number {
+  return Buffer.byteLength(JSON.stringify(message));
 }
 
 function toMessage(item: SettleItem): AgentMessageInput {

@@ -10,7 +10,7 @@ import { DEFAULT_FAILURE, ExtendMs, LeaseToken, Load, MAX_ID_LENGTH, MAX_LEASE_T
 
 export const MAX_CREDITS_PER_MESSAGE = 10_000;
 export const MAX_BATCH_MESSAGES = 1_000;
-/** Largest frame the mesh reads (the same bound as an HTTP body). */
+/** Largest frame the mesh reads (Cloudflare's WebSocket message limit; larger results go over HTTP, whose body may be 10 MiB). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
 export const AgentMessage = z.discriminatedUnion("type", [

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { ErrorBody } from "../errors.ts";
+import { utf8Bytes } from "../json.ts";
 import type { AgentState, TaskStatus } from "../records.ts";
 import { LeasedTaskWire, type LeasedTaskJson } from "./task.ts";
 
@@ -64,4 +65,55 @@ export const meshMessage = {
 /** One frame of messages: a single message as itself, several as a `batch`. */
 export function meshFrame(messages: readonly OutgoingMessage[]): string {
   return JSON.stringify(messages.length === 1 ? messages[0] : { type: "batch", messages });
+}
+
+/**
+ * Largest frame the mesh sends an agent: Cloudflare delivers WebSocket messages of up to 1 MiB, and this stays under
+ * it. A pushed task too large for it goes without its payload (`payloadOmitted`, docs/payloads.md).
+ */
+export const MAX_PUSH_FRAME_BYTES = 1_000_000;
+
+const BATCH_HEAD = '{"type":"batch","messages":[';
+/** Bytes of a batch frame around its messages: the head and the closing `]}`. */
+const BATCH_FRAME = BATCH_HEAD.length + 2;
+
+/**
+ * Packs messages already serialized (JSON.stringify of an OutgoingMessage), in order, into frames of at most
+ * `maxBytes`, each the same text {@link meshFrame} makes of its group, and hands each frame to `send` as soon as it
+ * is full: a sender holds one frame at a time. A message larger than `maxBytes` goes alone.
+ */
+export class FramePacker {
+  private group: string[] = [];
+  private bytes = BATCH_FRAME;
+  private readonly send: (frame: string) => void;
+  private readonly maxBytes: number;
+
+  constructor(send: (frame: string) => void, maxBytes = MAX_PUSH_FRAME_BYTES) {
+    this.send = send;
+    this.maxBytes = maxBytes;
+  }
+
+  add(message: string): void {
+    const size = utf8Bytes(message) + 1;
+    if (this.group.length > 0 && this.bytes + size > this.maxBytes) this.flush();
+    this.group.push(message);
+    this.bytes += size;
+  }
+
+  /** Sends what is packed so far. */
+  flush(): void {
+    if (this.group.length === 0) return;
+    this.send(this.group.length === 1 ? this.group[0]! : `${BATCH_HEAD}${this.group.join(",")}]}`);
+    this.group = [];
+    this.bytes = BATCH_FRAME;
+  }
+}
+
+/** {@link FramePacker} over a list: the frames of these messages. */
+export function packFrames(messages: readonly string[], maxBytes = MAX_PUSH_FRAME_BYTES): string[] {
+  const frames: string[] = [];
+  const packer = new FramePacker((frame) => frames.push(frame), maxBytes);
+  for (const message of messages) packer.add(message);
+  packer.flush();
+  return frames;
 }

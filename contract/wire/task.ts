@@ -30,6 +30,9 @@ export interface TaskJson {
   leaseExpiresAt: string | null;
   /** The shard that holds the task ("0", "1", ...). */
   shard: string;
+  /** The payload (result) is kept in R2 and was left out of this answer: it is null here (docs/payloads.md). */
+  payloadOmitted?: true;
+  resultOmitted?: true;
 }
 
 export interface LeasedTaskJson extends TaskJson {
@@ -48,6 +51,8 @@ export const LeasedTaskWire = z.looseObject({
   timeoutMs: z.number().int().positive(),
   leaseToken: z.string().min(1),
   leaseExpiresAt: z.string(),
+  /** The payload was left out (too large for the frame or answer): fetch it with GET /v1/tasks/:id/payload. */
+  payloadOmitted: z.boolean().optional(),
 });
 export type LeasedTaskWire = z.infer<typeof LeasedTaskWire>;
 

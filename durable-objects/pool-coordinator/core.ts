@@ -41,6 +41,7 @@ import { StatsStore } from "./stats.ts";
 import type { StatusCountDeltas } from "./tasks/counts.ts";
 import { TaskStore } from "./tasks/index.ts";
 import { CacheFills } from "./cache/fills.ts";
+import { BlobDeletes } from "./blobs/deletes.ts";
 import { PoolTenants } from "./tenants.ts";
 
 export { poolNotFound } from "./tenants.ts";
@@ -83,11 +84,14 @@ export class PoolCore {
   readonly gossipClock = { last: 0, due: false };
   /** The output cache's outbox (cache/fills.ts). */
   readonly cacheFills: CacheFills;
+  /** R2 objects of purged tasks to delete (blobs/deletes.ts). */
+  readonly blobDeletes: BlobDeletes;
 
   constructor(host: PoolHost) {
     const { sql, pool, shard, timers } = host;
     this.gossip = new GossipStore(sql, shard + 1);
     this.cacheFills = new CacheFills(sql);
+    this.blobDeletes = new BlobDeletes(sql, timers.set);
     // A success feeds the shared state's content mappings (for tasks submitted with an imageId).
     const emit: Emit = (event) => {
       if (event.type === "task_finished") {
@@ -113,6 +117,7 @@ export class PoolCore {
       quotaShards: () => this.peers.activeCount(),
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
       agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
+      blobsReleased: (keys, now) => this.blobDeletes.add(keys, now),
     });
     this.counts = this.tasks.counts;
     this.agents = new AgentStore({ sql, pool, shard, inFlight: (agentId) => this.tasks.inFlight(agentId), config: () => this.config(), timer: timers.set, emit });
@@ -136,6 +141,8 @@ export class PoolCore {
     });
     // Cache fills that failed wait here for their next try; the fill itself runs after the commit (cache/filler.ts).
     timers.register({ name: "cache", next: () => this.cacheFills.next(), run: () => ((this.cacheFills.due = true), 0) });
+    // R2 deletes of purged tasks' payloads and results wait here when they failed (blobs/runner.ts runs them).
+    timers.register({ name: "blobs", next: () => this.blobDeletes.next(), run: (now) => ((this.blobDeletes.due ||= (this.blobDeletes.next() ?? Infinity) <= now), 0) });
     timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });
     // Anti-entropy with the pool's other shards while there are any: the round itself is RPCs after the commit.
     timers.register({

@@ -6,6 +6,7 @@ import { isFinal } from "../../contract/records.ts";
 import type { PoolCore } from "./core.ts";
 import { agentCounts, poolMetrics, poolStats, statusCounts } from "./observe.ts";
 import { Parts } from "./parts.ts";
+import { applied } from "./results.ts";
 import { acceptAgentSocket } from "./sockets/accept.ts";
 import { attachmentOf, CLOSE, closeQuietly } from "./sockets/attachment.ts";
 import type { Digest, HeldKey, MovingTask, PoolSnapshot, Section, SharedStateSummary, ShardRpc } from "../../contract/shard-rpc.ts";
@@ -64,8 +65,8 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
     return this.core ? this.shell.read((core) => core.tasks.missing(principal, ids)) : ok(ids);
   }
 
-  async getTask(principal: Principal, id: string): Promise<Outcome<TaskRecord>> {
-    return this.handedOver(this.shell.read((core) => core.tasks.get(principal, id)));
+  async getTask(principal: Principal, id: string, leaseToken?: string): Promise<Outcome<TaskRecord>> {
+    return this.handedOver(this.shell.read((core) => core.tasks.get(principal, id, leaseToken === undefined ? undefined : { leaseToken, now: this.clock() })));
   }
 
   async waitResult(principal: Principal, id: string, waitMs: number): Promise<Outcome<TaskRecord>> {
@@ -80,9 +81,9 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
   }
 
   async complete(principal: Principal, id: string, leaseToken: string, result: string): Promise<Outcome<TaskRecord>> {
-    const [sealed] = await this.parts.results.seal([{ action: "complete", id, leaseToken, result }]);
-    const sealedResult = sealed?.action === "complete" ? sealed.result : result;
-    return this.handedOver(await this.shell.change(false, (core, now) => (core.requireCertificate(principal), core.tasks.complete(principal, id, leaseToken, sealedResult, now))));
+    const apply = ([sealed]: Settlement[]) => this.shell.change(false, (core, now) => (core.requireCertificate(principal), core.tasks.complete(principal, id, leaseToken, sealed?.action === "complete" ? sealed.result : result, now)));
+    // A result written to R2 for a completion that was refused is deleted again.
+    return this.handedOver(await this.parts.results.settling([{ action: "complete", id, leaseToken, result }], apply, (out) => [out.ok]));
   }
 
   async fail(principal: Principal, id: string, leaseToken: string, errorJson: string, retryable: boolean): Promise<Outcome<TaskRecord>> {
@@ -94,8 +95,7 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
   }
 
   async settle(principal: Principal, items: Settlement[]): Promise<Outcome<SettlementResult[]>> {
-    const sealed = await this.parts.results.seal(items);
-    return this.shell.change(false, (core, now) => core.settle(principal, sealed, now));
+    return this.parts.results.settling(items, (sealed) => this.shell.change(false, (core, now) => core.settle(principal, sealed, now)), applied);
   }
 
   async listTasks(principal: Principal, status: TaskStatus | null, limit: number, cursor: string | null): Promise<Outcome<ListPage>> {

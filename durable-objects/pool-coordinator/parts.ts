@@ -1,7 +1,8 @@
 /**
  * The capabilities of one pool shard's coordinator, wired together: the transaction shell over the pool's state,
- * the event interpreter, the sockets and their inbox and outbox, audit batching, result sealing, long-poll waiters
- * and the drain hand-over. The Durable Object class (index.ts) builds one `Parts` and hands each call to it.
+ * the event interpreter, the sockets and their inbox and outbox, audit batching, result sealing, long-poll waiters,
+ * the drain hand-over and the deletes of purged tasks' R2 objects. The Durable Object class (index.ts) builds one
+ * `Parts` and hands each call to it.
  */
 import { shardName } from "../../contract/ids.ts";
 import { ApiError, type Outcome } from "../../contract/errors.ts";
@@ -17,6 +18,7 @@ import { ShardDrain } from "./shard/drain.ts";
 import { GossipRunner } from "./gossip/runner.ts";
 import { CacheFiller } from "./cache/filler.ts";
 import { ensureIndex, upsertVectors } from "../../lib/vectors/client.ts";
+import { BlobRunner } from "./blobs/runner.ts";
 import { crdtWasm } from "../../lib/wasm/crdt-module.ts";
 import { random01 } from "../../lib/random.ts";
 import { PoolShell } from "./shell.ts";
@@ -40,6 +42,7 @@ export class Parts {
   readonly drain: ShardDrain;
   readonly gossip: GossipRunner;
   readonly cache: CacheFiller;
+  readonly blobs: BlobRunner;
   readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
   /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
   readonly roundRobin: RoundRobinState = new Map();
@@ -50,7 +53,8 @@ export class Parts {
     this.sockets = new SocketRegistry(ctx);
     this.timers = new Timers(ctx.storage);
     this.audit = new AuditBatcher({ logs: env.AUDIT, waitUntil: (p) => ctx.waitUntil(p) });
-    this.results = new ResultSealer({ env, tenantsOf: (ids) => this.shell.core?.tasks.tenantsOf(ids) ?? null });
+    this.blobs = new BlobRunner({ env, core: () => this.shell.core, apply: (fn) => this.shell.apply(false, fn), commitTimers: () => this.timers.commit() });
+    this.results = new ResultSealer({ env, tenantsOf: (ids) => this.shell.core?.tasks.tenantsOf(ids) ?? null, discard: (keys) => this.blobs.discard(keys) });
     this.outbox = new Outbox({ env, sockets: this.sockets, plaintexts: this.plaintexts, tenants: this.results.tenants, audit: this.audit });
     const events = new PoolEvents({
       reapTerminating: (agentIds) => this.shell.core?.agents.reapTerminating(agentIds),
@@ -106,10 +110,11 @@ export class Parts {
         await this.drain.flush();
         await this.gossip.flush();
         await this.cache.flush();
+        await this.blobs.flush();
       },
     });
     const apply = <T>(fn: (core: PoolCore, now: number) => T) => this.shell.apply(false, fn);
-    this.inbox = new Inbox({ clock, apply, settle: () => this.shell.settle(), seal: (items) => this.results.seal(items), audit: this.audit });
+    this.inbox = new Inbox({ clock, apply, settle: () => this.shell.settle(), seal: (items) => this.results.seal(items), release: (sealed, ok) => this.results.release(sealed, ok), audit: this.audit });
   }
 
   /** Inside a change's transaction: ready work to connected agents with credits (dispatch.ts). */

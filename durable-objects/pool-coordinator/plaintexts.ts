@@ -4,16 +4,21 @@
  * envelope has a random IV, so it names one sealing of one payload. Bounded by characters held: the oldest go
  * first, and a miss (a restart, a retry, an evicted entry) simply decrypts.
  */
+import { isBlobRef } from "../../lib/security/blob-refs.ts";
+
 export class PlaintextCache {
   private readonly entries = new Map<string, string>();
   private held = 0;
 
   constructor(private readonly maxChars: number) {}
 
-  /** Remembers a plaintext; one larger than a quarter of the bound is not worth holding. */
+  /**
+   * Remembers a plaintext; one larger than a quarter of the bound is not worth holding, and a payload kept in R2
+   * (its Worker sends no plaintext for it) is read from there when pushed.
+   */
   remember(envelope: string, plaintext: string): void {
     const size = envelope.length + plaintext.length;
-    if (size > this.maxChars / 4 || this.entries.has(envelope)) return;
+    if (size > this.maxChars / 4 || isBlobRef(envelope) || this.entries.has(envelope)) return;
     this.entries.set(envelope, plaintext);
     this.held += size;
     for (const [key, value] of this.entries) {

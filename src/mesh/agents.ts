@@ -8,6 +8,7 @@
  */
 import { ApiError, unwrap, type Outcome } from "../../contract/errors.ts";
 import { REGIONS, type AgentInput, type AgentLoad, type AgentRecord, type AgentState, type AgentWithInterval, type LeasedTask, type Principal, type Region, type ShardRecord } from "../../contract/records.ts";
+import { ANSWER_BLOB_BUDGET_BYTES } from "../../lib/security/blob-refs.ts";
 import { openTasks } from "../../lib/security/sealing.ts";
 import type { OptionalSecrets } from "../env.ts";
 import type { Calls } from "./calls.ts";
@@ -144,7 +145,9 @@ export class Agents {
   /** Leases over the pool's shards (see the header), payloads in clear. */
   async lease(caller: Principal, pool: string, agentId: string, max: number, waitMs: number): Promise<LeasedTask[]> {
     const serving = await this.calls.placement.serving(pool);
-    if (serving.length === 1) return openTasks(this.env, unwrap(await this.calls.on(pool, serving[0]!.id, (c) => c.lease(caller, agentId, max, waitMs))));
+    // Payloads kept in R2 come inline up to a budget per answer; past it they are left out, marked, for the agent to
+    // fetch (GET /v1/tasks/:id/payload): the first always comes.
+    if (serving.length === 1) return openTasks(this.env, unwrap(await this.calls.on(pool, serving[0]!.id, (c) => c.lease(caller, agentId, max, waitMs))), undefined, ANSWER_BLOB_BUDGET_BYTES);
     const home = await this.home(caller, pool, agentId);
     const deadline = Date.now() + waitMs;
     const order = (): number[] => {
@@ -169,7 +172,7 @@ export class Agents {
       got.push(...unwrap(slice));
       if (got.length > 0) break;
     }
-    return openTasks(this.env, got);
+    return openTasks(this.env, got, undefined, ANSWER_BLOB_BUDGET_BYTES);
   }
 
   /** The shard an agent's socket connects to: the one asked for (it must serve agents), else the agent's home. */

@@ -18,17 +18,19 @@ export class Pools {
   }
 
   /**
-   * The same read on every shard that ever served the pool. The first shard's refusal is the answer (the pool
-   * does not exist, or the caller may not see it); a later shard never written to adds nothing.
+   * The same read on every shard that ever served the pool. A shard that does not know the pool or the caller's
+   * tenant (never written to, or by that tenant: its tasks all went to other shards) adds nothing; when none
+   * answers, the first shard's refusal is the answer (the pool does not exist, or the caller may not see it).
    */
   private async gather<T>(pool: string, read: (c: Coordinator) => Promise<Outcome<T>>): Promise<{ shard: ShardRecord; value: T }[]> {
     const shards = (await this.calls.placement.list(pool)).shards;
     const outs = await Promise.all(shards.map(async (shard) => ({ shard, out: await this.calls.on(pool, shard.id, read) })));
     const values: { shard: ShardRecord; value: T }[] = [];
-    for (const [i, { shard, out }] of outs.entries()) {
+    for (const { shard, out } of outs) {
       if (out.ok) values.push({ shard, value: out.value });
-      else if (i === 0 || out.error.code !== "not_found") unwrap(out);
+      else if (out.error.code !== "not_found") unwrap(out);
     }
+    if (values.length === 0 && outs[0]) unwrap(outs[0].out);
     return values;
   }
 

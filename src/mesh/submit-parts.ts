@@ -35,6 +35,12 @@ export interface Item {
   pinned: boolean;
   /** The key's claim made here (its id is the task's). */
   claimed: boolean;
+  /** The payload as sealed for its row (once per call: an envelope, or a reference to the R2 object written for it). */
+  sealed?: string;
+  /** A shard created the task with this payload: its R2 object, if any, is the task's now. */
+  stored: boolean;
+  /** A shard call carrying it threw: it may have been created all the same. */
+  uncertain?: boolean;
 }
 
 /**

@@ -13,7 +13,8 @@ import { ApiError, unwrap, type FieldProblem } from "../../contract/errors.ts";
 import { formatTaskId, isPoolName, parseTaskId, poolOfType, shardName } from "../../contract/ids.ts";
 import type { Principal, Region, RouteReason, ShardRecord, SubmitOutcome, TaskInput, TaskRecord } from "../../contract/records.ts";
 import { random01, randomToken } from "../../lib/random.ts";
-import { openTask, sealPayload } from "../../lib/security/sealing.ts";
+import { blobKeysOf, isBlobRef } from "../../lib/security/blob-refs.ts";
+import { dropBlobs, openTask, sealPayload } from "../../lib/security/sealing.ts";
 import type { OptionalSecrets } from "../env.ts";
 import { draining, overQuota, type Calls } from "./calls.ts";
 import { router } from "./routing.ts";
@@ -81,6 +82,11 @@ export class Submitter {
       // Claims whose tasks were never created are given back, so a retry of the same key can succeed.
       await this.release(caller, items.filter((i) => i.claimed && out[i.index]?.task.id !== i.input.id));
       throw err;
+    } finally {
+      // Payloads written to R2 for tasks that were surely not created (refused, or a repeated key) belong to no row;
+      // one whose shard call threw may have committed, so its object stays (an orphan at worst).
+      const orphans = blobKeysOf(items.filter((i) => !i.stored && !i.uncertain).map((i) => i.sealed));
+      if (orphans.length > 0) await dropBlobs(this.env, orphans);
     }
     // A key repeated within the call: the later ones answer what the first one got.
     for (const r of repeats) {
@@ -120,7 +126,7 @@ export class Submitter {
         ...shared,
         ...(task.fill ? { cache: task.fill } : {}),
       };
-      items.push({ index, pool, input, plaintext, shard: 0, reason: "only", pinned: false, claimed: false });
+      items.push({ index, pool, input, plaintext, shard: 0, reason: "only", pinned: false, claimed: false, stored: false });
     }
     if (problems.length > 0) throw new ApiError("invalid_request", batch ? "some tasks are not valid; none was submitted" : "the task is not valid", problems);
     return items;
@@ -243,10 +249,16 @@ export class Submitter {
       await Promise.all(
         groups.map(async (group) => {
           const { pool, shard, items: part } = group;
-          const inputs = await Promise.all(part.map(async (i) => ({ ...i.input, payload: await sealPayload(this.env, caller.tenant, i.plaintext) })));
+          // Sealed once: a task re-placed after a refusal takes the same envelope (or R2 object) to the next shard.
+          const inputs = await Promise.all(part.map(async (i) => ({ ...i.input, payload: (i.sealed ??= await sealPayload(this.env, caller.tenant, i.plaintext)) })));
           const routed: Partial<Record<RouteReason, number>> = {};
           for (const i of part) routed[i.reason] = (routed[i.reason] ?? 0) + 1;
-          const result = await this.calls.on(pool, shard, (c) => c.submit(caller, inputs, part.map((i) => i.plaintext), routed));
+          // A payload kept in R2 stays out of the coordinator's memory: no plaintext for it.
+          const plaintexts = part.map((i) => (isBlobRef(i.sealed) ? "" : i.plaintext));
+          const result = await this.calls.on(pool, shard, (c) => c.submit(caller, inputs, plaintexts, routed)).catch((err: unknown) => {
+            for (const i of part) i.uncertain = true;
+            throw err;
+          });
           if (result.room !== undefined) {
             rooms.set(`${shardName(pool, shard)}\n${caller.tenant}`, { room: result.room, at: Date.now() });
             if (rooms.size > 10_000) rooms.delete(rooms.keys().next().value!);
@@ -257,6 +269,7 @@ export class Submitter {
             else throw error;
             return;
           }
+          result.value.forEach((o, k) => o.created && (part[k]!.stored = true));
           const sealed = new Map(inputs.map((t, k) => [t.payload, part[k]!.plaintext]));
           await Promise.all(result.value.map(async (o, k) => (out[part[k]!.index] = { task: await openTask(this.env, o.task, sealed), created: o.created })));
           await this.repointClaims(caller, pool, part, result.value);

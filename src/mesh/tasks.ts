@@ -5,7 +5,8 @@
 import { ApiError, unwrap, type ErrorBody, type Outcome } from "../../contract/errors.ts";
 import { parseTaskId, shardName } from "../../contract/ids.ts";
 import type { ListPage, Principal, Settlement, SettlementResult, TaskRecord, TaskStatus } from "../../contract/records.ts";
-import { openTask, openTasks } from "../../lib/security/sealing.ts";
+import { ANSWER_BLOB_BUDGET_BYTES } from "../../lib/security/blob-refs.ts";
+import { openField, openTask, openTasks } from "../../lib/security/sealing.ts";
 import type { OptionalSecrets } from "../env.ts";
 import type { Calls } from "./calls.ts";
 import { decodeCursor, encodeCursor, mergePages, type MergedCursor } from "./merge.ts";
@@ -28,6 +29,15 @@ export class Tasks {
 
   async get(caller: Principal, id: string): Promise<TaskRecord> {
     return this.opened(await this.calls.forTask(id, (c) => c.getTask(caller, id)));
+  }
+
+  /**
+   * The payload of a task whose current lease the caller holds, as JSON text: for an agent whose lease or push left
+   * it out (docs/payloads.md). 409 lease_lost once the lease is not current.
+   */
+  async leasedPayload(caller: Principal, id: string, leaseToken: string): Promise<string> {
+    const task = unwrap(await this.calls.forTask(id, (c) => c.getTask(caller, id, leaseToken)));
+    return openField(this.env, task.tenant, "payload", task.payload);
   }
 
   async waitResult(caller: Principal, id: string, waitMs: number): Promise<TaskRecord> {
@@ -111,7 +121,7 @@ export class Tasks {
     const serving = (await this.calls.placement.list(pool)).shards;
     if (serving.length === 1 && (cursor === null || decodeCursor(cursor) === null)) {
       const page = unwrap(await this.calls.on(pool, serving[0]!.id, (c) => c.listTasks(caller, status, limit, cursor)));
-      return { tasks: await openTasks(this.env, page.tasks), cursor: page.cursor };
+      return { tasks: await openTasks(this.env, page.tasks, undefined, ANSWER_BLOB_BUDGET_BYTES), cursor: page.cursor };
     }
     let from: MergedCursor;
     if (cursor === null) from = {};
@@ -137,6 +147,6 @@ export class Tasks {
       for (const s of serving) if (from[s.id] === null) next[s.id] = null;
       merged.cursor = encodeCursor(next);
     }
-    return { tasks: await openTasks(this.env, merged.tasks), cursor: merged.cursor };
+    return { tasks: await openTasks(this.env, merged.tasks, undefined, ANSWER_BLOB_BUDGET_BYTES), cursor: merged.cursor };
   }
 }

@@ -2,8 +2,8 @@ import type { Context } from "hono";
 import { ApiError } from "../../contract/errors.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "../../contract/json.ts";
 
-/** Bodies over 1 MiB get 413 (API.md, "Conventions"). */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/** Bodies over 10 MiB get 413 (API.md, "Conventions"); payloads and results over 128 KiB go to R2 (docs/payloads.md). */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 /**
  * Reads a JSON body within the size limit, counting bytes as they stream so a body without Content-Length

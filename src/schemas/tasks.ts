@@ -81,12 +81,16 @@ export const Task = z
       })
       .optional()
       .describe("present when the output cache answered the submit: the level, the entry's key, the task that produced the result"),
+    payloadOmitted: z.literal(true).optional().describe("the payload (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it (an agent: GET /v1/tasks/:id/payload)"),
+    resultOmitted: z.literal(true).optional().describe("the result (kept in R2) was left out of this answer to bound its size: it is null here; GET /v1/tasks/:id gives it"),
   })
   .meta({ id: "Task" });
 
 export const LeasedTask = Task.extend({ attempt: z.number().int(), leaseToken: z.string(), leaseExpiresAt: Timestamp }).meta({ id: "LeasedTask" });
 
 export const TaskIdParams = z.object({ id: TaskId });
+export const PayloadQuery = z.object({ leaseToken: LeaseToken.describe("the task's current lease token") });
+export const PayloadResponse = z.object({ id: z.string(), payload: z.unknown() }).meta({ id: "TaskPayload" });
 export const ResultQuery = z.object({ waitMs: queryIntIn(0, 30_000).default(0) });
 
 

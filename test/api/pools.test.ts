@@ -91,6 +91,14 @@ describe("POST /v1/pools/:pool/dlq/redrive", () => {
     expect((await api("GET", `/v1/tasks/${c}`)).body.status).toBe("dead");
   });
 
+  it("redrives a task named twice once, and counts it once (a case the fuzzer found)", async () => {
+    const pool = freshPool();
+    const [a] = await deadTasks(pool, 1);
+    const res = await api("POST", `/v1/pools/${pool}/dlq/redrive`, { ids: [a, a] });
+    expect(res.body).toEqual({ redriven: 1, skipped: [] });
+    expect((await api("GET", `/v1/pools/${pool}`)).body.queue).toMatchObject({ queued: 1, dead: 0 });
+  });
+
   it("redrives every dead task with {} and dependents wait for their redriven dependency", async () => {
     const pool = freshPool();
     const [a] = await deadTasks(pool, 1);

@@ -45,6 +45,7 @@ describe("/openapi.json", () => {
         "POST /v1/tasks/{id}/fail",
         "POST /v1/tasks/{id}/extend",
         "POST /v1/tasks/settle",
+        "GET /v1/tasks/{id}/payload",
         "POST /v1/pools/{pool}/agents",
         "GET /v1/pools/{pool}/agents",
         "GET /v1/pools/{pool}/agents/{agentId}",
@@ -79,6 +80,12 @@ describe("/openapi.json", () => {
         "GET /v1/cache/{key}",
         "DELETE /v1/cache/{key}",
         "POST /v1/cache/purge",
+        "GET /v1/indexes",
+        "PUT /v1/indexes/{index}",
+        "DELETE /v1/indexes/{index}",
+        "POST /v1/indexes/{index}/vectors",
+        "DELETE /v1/indexes/{index}/vectors/{id}",
+        "POST /v1/indexes/{index}/query",
       ].sort(),
     );
   });

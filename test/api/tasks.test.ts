@@ -61,8 +61,8 @@ describe("POST /v1/tasks", () => {
     expectError(await api("POST", "/v1/tasks", "null"), 400, "invalid_request");
   });
 
-  it("answers 413 for a body over 1 MiB, with or without Content-Length", async () => {
-    const big = JSON.stringify({ type: "big.x", payload: { s: "x".repeat(1024 * 1024) } });
+  it("answers 413 for a body over 10 MiB, with or without Content-Length", async () => {
+    const big = JSON.stringify({ type: "big.x", payload: { s: "x".repeat(10 * 1024 * 1024) } });
     expectError(await api("POST", "/v1/tasks", big), 413, "payload_too_large");
     const stream = new ReadableStream({
       start(controller) {

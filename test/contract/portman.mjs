@@ -22,6 +22,7 @@ export const ORDER = [
   op("GET", "/v1/pools/{pool}/agents/{agentId}"),
   op("POST", "/v1/pools/{pool}/agents/{agentId}/heartbeat"),
   op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"),
+  op("GET", "/v1/tasks/{id}/payload"),
   op("POST", "/v1/tasks/{id}/extend"),
   op("POST", "/v1/tasks/{id}/complete"),
   op("POST", "/v1/tasks/{id}/fail"),
@@ -39,6 +40,9 @@ export const ORDER = [
   op("POST", "/v1/indexes/{index}/query"),
   op("DELETE", "/v1/indexes/{index}/vectors/{id}"),
   op("DELETE", "/v1/indexes/{index}"),
+  op("GET", "/v1/cache/{key}"),
+  op("POST", "/v1/cache/purge"),
+  op("DELETE", "/v1/cache/{key}"),
 ];
 
 const body = (operation, value) => ({ openApiOperation: operation, overwriteRequestBody: [{ key: ".", value, overwrite: true }] });
@@ -52,13 +56,15 @@ export function portmanConfig({ pool, tenant }) {
     version: 1.0,
     tests: {
       contractTests: [
-        { openApiOperation: "*::/*", excludeForOperations: [op("GET", "/v1/pools/{pool}/agents/{agentId}/connect")], statusSuccess: { enabled: true } },
+        { openApiOperation: "*::/*", excludeForOperations: [op("GET", "/v1/pools/{pool}/agents/{agentId}/connect"), op("GET", "/v1/cache/{key}")], statusSuccess: { enabled: true } },
         { openApiOperation: "*::/*", contentType: { enabled: true } },
         { openApiOperation: "*::/*", jsonBody: { enabled: true } },
         { openApiOperation: "*::/*", schemaValidation: { enabled: true } },
         { openApiOperation: "*::/*", headersPresent: { enabled: true } },
         // The connect route opens a WebSocket; a plain request without Upgrade is refused as documented.
         { openApiOperation: op("GET", "/v1/pools/{pool}/agents/{agentId}/connect"), openApiResponse: "400", statusCode: { enabled: true, code: 400 } },
+        // A cache key exists only after a cacheable task ran and was filled; a well-formed key of nothing is a 404.
+        { openApiOperation: op("GET", "/v1/cache/{key}"), openApiResponse: "404", statusCode: { enabled: true, code: 404 } },
       ],
       contentTests: [],
       extendTests: [],
@@ -89,6 +95,8 @@ export function portmanConfig({ pool, tenant }) {
       path("*::/v1/pools/{pool}/agents/{agentId}*", agent),
       body(op("POST", "/v1/pools/{pool}/agents/{agentId}/heartbeat"), { load: { currentLoad: 0.2, queueDepth: 0, avgLatencyMs: 10 } }),
       body(op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"), { max: 3, waitMs: 0 }),
+      path(op("GET", "/v1/tasks/{id}/payload"), { id: "{{leased0}}" }),
+      query(op("GET", "/v1/tasks/{id}/payload"), { leaseToken: "{{token0}}" }),
       path(op("POST", "/v1/tasks/{id}/extend"), { id: "{{leased0}}" }),
       body(op("POST", "/v1/tasks/{id}/extend"), { leaseToken: "{{token0}}", extendMs: 60000 }),
       path(op("POST", "/v1/tasks/{id}/complete"), { id: "{{leased0}}" }),
@@ -111,9 +119,11 @@ export function portmanConfig({ pool, tenant }) {
       body(op("POST", "/v1/indexes/{index}/vectors"), { vectors: [{ id: "a", values: [1, 0, 0], metadata: { kind: "x" } }, { id: "b", values: [0, 1, 0] }] }),
       body(op("POST", "/v1/indexes/{index}/query"), { vector: [1, 0.1, 0], topK: 2, filter: { kind: "x" } }),
       path(op("DELETE", "/v1/indexes/{index}/vectors/{id}"), { index: "contract-index", id: "b" }),
+      path("*::/v1/cache/{key}", { key: `${tenant}.${"0".repeat(64)}` }),
+      body(op("POST", "/v1/cache/purge"), { tags: ["contract"] }),
     ],
     globals: {
-      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "Vector indexes", "System"],
+      orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "Vector indexes", "Cache", "System"],
       orderOfOperations: ORDER,
       securityOverwrites: { bearer: { token: "{{bearerToken}}" } },
       collectionPreRequestScripts: [],

@@ -10,7 +10,7 @@ import { type Json, SchemaDoc } from "./schema";
  * 429 may come from any step after authentication (rate limits, quotas).
  */
 
-export const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 /** API.md, "Conventions": each documented status and the codes it may carry. */
 export const CODES: Readonly<Record<number, readonly string[]>> = {

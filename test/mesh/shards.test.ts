@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, freshPool, submit } from "../helpers";
+import { createKey } from "../security/fixtures";
 
 /**
  * A pool over several shards, through the HTTP API only (API.md, "Shards, routing and shared state"): adding
@@ -49,6 +50,25 @@ describe("shards", () => {
     expect(await addShard(pool)).toMatchObject({ id: "2", region: null, state: "active" });
     const after = await api("GET", `/v1/pools/${pool}/shards`);
     expect(after.body.shards.map((s: any) => [s.id, s.state])).toEqual([["0", "active"], ["1", "active"], ["2", "active"]]);
+  });
+
+  it("counts a tenant whose tasks all went to a later shard: shard 0, which never saw it, adds nothing (a case the fuzzer found)", async () => {
+    const pool = freshPool("sh");
+    await submit(pool);
+    await addShard(pool);
+    // A new tenant per try, until one's first (and only) task lands on shard 1 (the test hook makes shard 0 look far).
+    let key = "";
+    for (let i = 0; i < 10 && key === ""; i++) {
+      const made = await createKey(`sh-t${i}-${Math.floor(performance.now())}`, ["client"]);
+      const res = await api("POST", "/v1/tasks", { type: `${pool}.work` }, { token: made.key, headers: { "x-daa-test-shard-delay": "0=200" } });
+      expect(res.status).toBe(201);
+      if (res.body.shard === "1") key = made.key;
+    }
+    expect(key).not.toBe("");
+    const pools = await api("GET", "/v1/pools", undefined, { token: key });
+    expect(pools.status, JSON.stringify(pools.body)).toBe(200);
+    expect(pools.body.pools.find((p: any) => p.pool === pool)?.queue.queued).toBe(1);
+    expect((await api("GET", `/v1/pools/${pool}`, undefined, { token: key })).status).toBe(200);
   });
 
   it("refuses a region that is not a location hint, and a pool nobody wrote to", async () => {

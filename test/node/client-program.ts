@@ -48,6 +48,7 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   const { tasks } = await ok(step("POST /v1/pools/:pool/agents/:agentId/lease", api.POST("/v1/pools/{pool}/agents/{agentId}/lease", { ...agent, body: { max: 3 } })));
   const [a, b, c] = tasks as [Schemas["LeasedTask"], Schemas["LeasedTask"], Schemas["LeasedTask"]];
   const task = (t: Schemas["LeasedTask"]) => ({ params: { path: { id: t.id } } });
+  await step("GET /v1/tasks/:id/payload", api.GET("/v1/tasks/{id}/payload", { params: { path: { id: a.id }, query: { leaseToken: a.leaseToken } } }));
   await step("POST /v1/tasks/:id/extend", api.POST("/v1/tasks/{id}/extend", { ...task(a), body: { leaseToken: a.leaseToken, extendMs: 60_000 } }));
   await step("POST /v1/tasks/:id/complete", api.POST("/v1/tasks/{id}/complete", { ...task(a), body: { leaseToken: a.leaseToken, result: { done: true } } }));
   await step("POST /v1/tasks/:id/fail", api.POST("/v1/tasks/{id}/fail", { ...task(b), body: { leaseToken: b.leaseToken, error: { message: "no" }, retryable: false } }));
@@ -55,6 +56,21 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   await step("GET /v1/tasks/:id/result", api.GET("/v1/tasks/{id}/result", { params: { path: { id: a.id }, query: { waitMs: 100 } } }));
   const extra = await ok(api.POST("/v1/tasks", { body: { type: `${pool}.work` } }));
   await step("POST /v1/tasks/:id/cancel", api.POST("/v1/tasks/{id}/cancel", { params: { path: { id: extra.id } } }));
+
+  // The output cache: a cacheable task runs once; its repeat is answered from the cache with the entry's key.
+  const cacheable = { type: `${pool}.work`, payload: { cached: 1 }, cache: true, cacheTags: ["program"] };
+  await ok(api.POST("/v1/tasks", { body: cacheable }));
+  const [run] = (await ok(api.POST("/v1/pools/{pool}/agents/{agentId}/lease", { ...agent, body: { max: 1 } }))).tasks as Schemas["LeasedTask"][];
+  if (run) await ok(api.POST("/v1/tasks/{id}/complete", { ...task(run), body: { leaseToken: run.leaseToken, result: "cached" } }));
+  let cacheKey = "";
+  for (let i = 0; i < 100 && !cacheKey; i++) {
+    const again = await ok(api.POST("/v1/tasks", { body: cacheable }));
+    if (again.cache) cacheKey = again.cache.key;
+    else await new Promise((r) => setTimeout(r, 20));
+  }
+  await step("GET /v1/cache/:key", api.GET("/v1/cache/{key}", { params: { path: { key: cacheKey } } }));
+  await step("POST /v1/cache/purge", api.POST("/v1/cache/purge", { body: { tags: ["program"] } }));
+  await step("DELETE /v1/cache/:key", api.DELETE("/v1/cache/{key}", { params: { path: { key: cacheKey } } }));
 
   await step("GET /v1/pools", api.GET("/v1/pools"));
   await step("GET /v1/pools/:pool", api.GET("/v1/pools/{pool}", { params: { path: { pool } } }));

@@ -72,7 +72,7 @@ describe("security headers on every kind of response", () => {
     expect((await api("POST", `/v1/tasks/${t.id}/cancel`)).status).toBe(200);
     expectApiHeaders(await api("POST", `/v1/tasks/${t.id}/cancel`), 409);
 
-    const big = await api("POST", "/v1/tasks", { type: `${pool}.work`, payload: { blob: "x".repeat(1024 * 1024) } });
+    const big = await api("POST", "/v1/tasks", { type: `${pool}.work`, payload: { blob: "x".repeat(10 * 1024 * 1024) } });
     expect(big.body.error.code).toBe("payload_too_large");
     expectApiHeaders(big, 413);
 

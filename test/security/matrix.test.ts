@@ -128,6 +128,11 @@ const FIXTURES: Record<string, Fixture> = {
       expect(res.body.results[0].error.code).toBe("not_found");
     },
   },
+  // Fenced by the lease token: a caller past authorisation gets 409 lease_lost for a token that is not current.
+  "GET /v1/tasks/:id/payload": {
+    own: async () => ({ method: "GET", path: `/v1/tasks/${ownTask}/payload?leaseToken=not-current` }),
+    other: async () => ({ method: "GET", path: `/v1/tasks/${otherTask}/payload?leaseToken=not-current` }),
+  },
   "POST /v1/pools/:pool/agents": { own: async () => ({ method: "POST", path: `/v1/pools/${SHARED_POOL}/agents`, body: { agentId: `reg-${++serial}` } }) },
   "GET /v1/pools/:pool/agents": poolRoute("GET", "/agents"),
   "GET /v1/pools/:pool/agents/:agentId": agentRoute("GET", ""),

@@ -28,6 +28,8 @@ export interface InboxHost {
   /** What follows an operation's commits (shell.ts). */
   settle(): Promise<void>;
   seal(items: readonly Settlement[]): Promise<Settlement[]>;
+  /** Deletes the R2 objects of sealed results whose completion was not applied (by position). */
+  release(sealed: readonly Settlement[], applied: readonly boolean[]): Promise<void>;
   audit: AuditBatcher;
 }
 
@@ -107,8 +109,9 @@ export class Inbox {
         const frames = this.pending.splice(0);
         const sealed = await Promise.all(frames.map((f) => this.host.seal(settlementsOf(f.messages))));
         const applied = this.host.apply((core, now) => frames.map((f, i) => applyFrame(core, f, sealed[i]!, now)));
+        const outcomes = frames.map((_, i): FrameOutcome => (applied.ok ? applied.value[i]! : applied));
         frames.forEach((f, i) => {
-          const outcome: FrameOutcome = applied.ok ? applied.value[i]! : applied;
+          const outcome = outcomes[i]!;
           if (!outcome.ok) {
             f.ws.send(meshFrame([meshMessage.error(null, outcome.error)]));
             return;
@@ -120,6 +123,8 @@ export class Inbox {
             audit.othersLater(f.attachment, "task.settle", outcome.results);
           }
         });
+        // Results written to R2 for completions that were refused (a lost lease) are deleted again.
+        await Promise.all(outcomes.map((o, i) => this.host.release(sealed[i]!, o.ok ? o.results.map((r) => !("error" in r)) : [])));
         await this.host.settle();
       }
     } finally {

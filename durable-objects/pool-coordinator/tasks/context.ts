@@ -19,6 +19,8 @@ export interface TaskStoreOptions {
   mayActForAgent: (principal: Principal, agentId: string) => boolean;
   /** A lease of an agent ended well (with its lease-to-completion time) or badly: its breaker and latency. */
   agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null) => void;
+  /** Rows that referred to these R2 objects are gone (a purge): the objects go after the commit. */
+  blobsReleased: (keys: readonly string[], now: number) => void;
 }
 
 /**

@@ -44,8 +44,9 @@ export class TaskStore {
     checkQuota(this.ctx, principal, idempotencyKeys);
   }
 
-  get(principal: Principal, id: string): TaskRecord {
-    return reads.get(this.ctx, principal, id);
+  /** With `lease`: the task only while that lease is its current one (an agent fetching its payload). */
+  get(principal: Principal, id: string, lease?: { leaseToken: string; now: number }): TaskRecord {
+    return lease === undefined ? reads.get(this.ctx, principal, id) : this.ctx.record(reads.holding(this.ctx, principal, id, lease.leaseToken, lease.now));
   }
 
   /** The task as stored, whoever's it is (for the mesh's own work: cache fills). */

@@ -24,7 +24,8 @@ export function redrive(
       .toArray();
   } else {
     rows = [];
-    for (const id of ids) {
+    // An id named twice is one task: requeued once (twice would count it twice).
+    for (const id of new Set(ids)) {
       const row = ctx.row(id);
       if (row && (principal.allTenants || row.tenant === principal.tenant) && row.status === "dead") rows.push(row);
     }

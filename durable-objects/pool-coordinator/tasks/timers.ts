@@ -1,4 +1,5 @@
 import { isFinal } from "../../../contract/records.ts";
+import { blobKeysOf } from "../../../lib/security/blob-refs.ts";
 import { ALARM_BATCH } from "../../shared/timers.ts";
 import { failAttempt } from "./attempts.ts";
 import type { TaskContext } from "./context.ts";
@@ -11,12 +12,13 @@ export function nextTimer(ctx: TaskContext): number | null {
 
 /**
  * Works off up to `limit` due timers: expired leases fail their attempt, delays and backoffs end, finished
- * tasks past retention are purged. Answers how many were handled; as many as `limit` means there may be more.
+ * tasks past retention are purged (their R2 objects with them). Answers how many were handled; as many as `limit` means there may be more.
  * A timer handled is cleared or moved by its handling, so running this again finds it no more.
  */
 export function runTimers(ctx: TaskContext, now: number, limit = ALARM_BATCH): number {
   const due = ctx.sql.exec<TaskRow>("SELECT * FROM tasks WHERE timer_at IS NOT NULL AND timer_at <= ? ORDER BY timer_at LIMIT ?", now, limit).toArray();
   let purged = 0;
+  const released: (string | null)[] = [];
   for (const row of due) {
     if (row.status === "leased") {
       ctx.stats.count("expired", 1);
@@ -29,9 +31,13 @@ export function runTimers(ctx: TaskContext, now: number, limit = ALARM_BATCH): n
       ctx.sql.exec("DELETE FROM task_deps WHERE task_seq = ?", row.seq);
       ctx.sql.exec("DELETE FROM tasks WHERE seq = ?", row.seq);
       ctx.moves.move("purge", row, row.status, null);
+      released.push(row.payload, row.result);
       purged++;
     }
   }
   ctx.stats.count("purged", purged);
+  // Payloads and results kept in R2 go with their tasks (blobs/deletes.ts), once this transaction commits.
+  const keys = blobKeysOf(released);
+  if (keys.length > 0) ctx.opts.blobsReleased(keys, now);
   return due.length;
 }
