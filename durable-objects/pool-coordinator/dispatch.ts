@@ -1,12 +1,16 @@
 /**
  * A push round: ready tasks leased to connected agents with credits, in one transaction. The pool's strategy
  * picks an agent among those with credits and room, it gets up to a small quantum of tasks, and so on until no
- * agent can take more or nothing fits; then every pick is leased in one statement.
+ * agent can take more or nothing fits; then every pick is leased in one statement. Resources are allocated
+ * (allocation.ts): an agent's kind is keyed by what it has free, and an agent that some lane's requirements can
+ * exhaust takes one task per pick and is keyed again by what is left, so a task that does not fit is never planned
+ * for it and stays for an agent it fits.
  */
 import type { LeasedTask, Strategy } from "../../contract/records.ts";
 import type { AgentStore } from "./agents/index.ts";
 import { pick, type RoundRobinState } from "./agents/balancing.ts";
-import { fitKey } from "./queue-rules.ts";
+import { minus } from "./allocation.ts";
+import { fitKey, type AgentFit } from "./queue-rules.ts";
 import { ReadyRound } from "./ready-round.ts";
 import type { TaskStore } from "./tasks/index.ts";
 
@@ -23,10 +27,11 @@ export function pushRound(
 ): Map<string, LeasedTask[]> {
   const { agents, tasks } = stores;
   // Read once; what changes during the round (in flight, credits, room) is tracked here, not re-read.
-  let candidates = agents.candidates(connected).map((c) => {
-    const fit = agents.fit(c.row);
-    return { ...c, fit, key: fitKey(fit) };
-  });
+  const keyed = (base: AgentFit, free: AgentFit["resources"]) => {
+    const fit = { ...base, resources: free };
+    return { fit, key: fitKey(fit), bounded: tasks.bounded(fit) };
+  };
+  let candidates = agents.candidates(connected, (list) => tasks.holdings(list)).map((c) => ({ ...c, ...keyed(agents.fit(c.row), c.free) }));
   // The picks are planned over the ready tasks each kind of agent reads once, then leased in one statement.
   const fits = new Map(candidates.map((c) => [c.key, c.fit]));
   const budgets = new Map<string, number>();
@@ -35,7 +40,7 @@ export function pushRound(
   const plan: { seq: number; agentId: string }[] = [];
   while (candidates.length > 0) {
     const chosen = pick(strategy, candidates, rr)!;
-    const want = Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM);
+    const want = chosen.bounded ? 1 : Math.min(chosen.credits, chosen.room, DISPATCH_QUANTUM);
     const seqs = ready.take(chosen.key, want, budgets.get(chosen.key)!);
     if (seqs.length < want) {
       // The lanes this agent accepts are empty now, and so they are for every agent that accepts the same
@@ -47,6 +52,12 @@ export function pushRound(
     chosen.room -= seqs.length;
     chosen.inFlight += seqs.length;
     for (const seq of seqs) plan.push({ seq, agentId: chosen.agentId });
+    if (chosen.bounded) {
+      // What the task takes is no longer free: the agent is of the kind of what is left.
+      Object.assign(chosen, keyed(chosen.fit, minus(chosen.fit.resources, tasks.requiresOf(seqs[0]!))));
+      fits.set(chosen.key, chosen.fit);
+      budgets.set(chosen.key, (budgets.get(chosen.key) ?? 0) + Math.min(chosen.credits, chosen.room));
+    }
     if (chosen.credits <= 0 || chosen.room <= 0) candidates = candidates.filter((c) => c !== chosen);
   }
   const out = new Map<string, LeasedTask[]>();

@@ -10,9 +10,11 @@ import { freshPool, poolStub } from "../helpers";
 /**
  * One push round of the coordinator (PoolCore.dispatch) over real storage, with agents of several kinds whose
  * lanes overlap, random credits and concurrency, and tasks of random requirements and priorities:
- * - no task goes to two agents, and every agent only gets tasks it fits;
+ * - no task goes to two agents, and every agent only gets tasks it fits, whose cpu adds up to at most its own
+ *   (resources are allocated, docs/resources.md);
  * - no agent gets more than its credits or its free concurrency;
- * - the round stops only when no agent could take more: no agent left with credit and room fits a queued task;
+ * - the round stops only when no agent could take more: no agent left with credit and room fits a queued task
+ *   in what it has left;
  * - each agent's tasks come in serving order (priority, then age) among what it got;
  * - what the round answers is what storage holds (leased to that agent, with that token).
  */
@@ -81,6 +83,7 @@ describe("a push round of the coordinator", () => {
                 const row = sql.exec<{ status: string; agent_id: string; lease_token: string }>("SELECT status, agent_id, lease_token FROM tasks WHERE id = ?", t.id).one();
                 expect(row).toEqual({ status: "leased", agent_id: agentId, lease_token: t.leaseToken });
               }
+              expect(list.reduce((sum, t) => sum + requirementsOf.get(t.id)!.cpu, 0)).toBeLessThanOrEqual(agent.cpu);
               // Serving order among what one agent got: higher priority first, then older.
               const order = list.map((t) => requirementsOf.get(t.id)!);
               for (let k = 1; k < order.length; k++) {
@@ -93,7 +96,8 @@ describe("a push round of the coordinator", () => {
             const queued = [...requirementsOf].filter(([id]) => !leasedTo.has(id)).map(([, t]) => t);
             for (const [i, a] of agents.entries()) {
               const got = pushed.get(ids[i]!)?.length ?? 0;
-              if (got < Math.min(a.credits, a.maxConcurrency)) expect(queued.filter((t) => fits(a, t))).toEqual([]);
+              const left = a.cpu - (pushed.get(ids[i]!) ?? []).reduce((sum, t) => sum + requirementsOf.get(t.id)!.cpu, 0);
+              if (got < Math.min(a.credits, a.maxConcurrency)) expect(queued.filter((t) => fits({ ...a, cpu: left }, t))).toEqual([]);
             }
           });
         },

@@ -7,15 +7,20 @@ import type { AgentFit } from "../queue-rules.ts";
 import { weightOf, type Candidate } from "./balancing.ts";
 import { breakerAllowance } from "../../../lib/breaker.ts";
 import type { FitRow } from "./rows.ts";
+import type { Holding, Resources } from "../allocation.ts";
 
-export type PushCandidate = Candidate & { credits: number; room: number; row: FitRow };
+/** `free`: the agent's resources not allocated to the tasks it holds (allocation.ts). */
+export type PushCandidate = Candidate & { credits: number; room: number; row: FitRow; free: Resources };
+
+/** What each of these agents holds (allocation.ts `holdings`), in one query. */
+export type Holdings = (agents: readonly { agentId: string; resources: Resources }[]) => Map<string, Holding>;
 
 /**
  * The push candidates among the connected agents: the agents holding credits (a partial index), and the tasks in
  * flight of those. Only the columns a round needs are read, and the reported load is taken out of its JSON by
  * SQLite.
  */
-export function pushCandidates(sql: SqlStorage, connected: ReadonlySet<string>): PushCandidate[] {
+export function pushCandidates(sql: SqlStorage, connected: ReadonlySet<string>, holdings: Holdings): PushCandidate[] {
   const rows = sql
     .exec<FitRow & { max_concurrency: number; breaker: BreakerState; credits: number; latency_ewma_ms: number | null; current_load: number | null }>(
       `SELECT agent_id, tenant, capabilities, cpu, memory_mb, gpu, max_concurrency, breaker, credits, latency_ewma_ms,
@@ -24,15 +29,16 @@ export function pushCandidates(sql: SqlStorage, connected: ReadonlySet<string>):
     )
     .toArray()
     .filter((r) => connected.has(r.agent_id));
-  const inFlight = inFlightOf(sql, rows.map((r) => r.agent_id));
+  const held = holdings(rows.map((r) => ({ agentId: r.agent_id, resources: { cpu: r.cpu, memoryMb: r.memory_mb, gpu: r.gpu } })));
   const out: PushCandidate[] = [];
   for (const row of rows) {
-    const held = inFlight.get(row.agent_id) ?? 0;
-    const room = Math.min(row.max_concurrency - held, breakerAllowance(row.breaker, held));
+    const holding = held.get(row.agent_id)!;
+    const inFlight = holding.count;
+    const room = Math.min(row.max_concurrency - inFlight, breakerAllowance(row.breaker, inFlight));
     if (room <= 0) continue;
     out.push({
       agentId: row.agent_id,
-      inFlight: held,
+      inFlight,
       maxConcurrency: row.max_concurrency,
       weight: weightOf({ cpu: row.cpu }),
       currentLoad: row.current_load ?? 0,
@@ -40,20 +46,8 @@ export function pushCandidates(sql: SqlStorage, connected: ReadonlySet<string>):
       credits: row.credits,
       room,
       row,
+      free: holding.free,
     });
-  }
-  return out;
-}
-
-/** Tasks in flight per agent, for any number of agents in one query. */
-function inFlightOf(sql: SqlStorage, agentIds: readonly string[]): Map<string, number> {
-  const out = new Map<string, number>();
-  if (agentIds.length === 0) return out;
-  for (const r of sql.exec<{ agent_id: string; n: number }>(
-    "SELECT agent_id, count(*) AS n FROM tasks WHERE status = 'leased' AND agent_id IN (SELECT value FROM json_each(?)) GROUP BY agent_id",
-    JSON.stringify(agentIds),
-  )) {
-    out.set(r.agent_id, r.n);
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { randomToken } from "../../../lib/random.ts";
 import type { AgentFit } from "../queue-rules.ts";
 import { ewma } from "./balancing.ts";
 import { afterOutcome, breakerAllowance } from "../../../lib/breaker.ts";
-import { FitReader, pushCandidates, type PushCandidate } from "./candidates.ts";
+import { FitReader, pushCandidates, type Holdings, type PushCandidate } from "./candidates.ts";
 import { agentTimer, dueActions, stateAfterHeartbeat } from "./health.ts";
 import { canTransition } from "./lifecycle.ts";
 import { IDLE_LOAD, toAgentRecord, type AgentRow, type FitRow } from "./rows.ts";
@@ -226,8 +226,8 @@ export class AgentStore {
   }
 
   /** The push candidates among the connected agents (see agents/candidates.ts). */
-  candidates(connected: ReadonlySet<string>): PushCandidate[] {
-    return pushCandidates(this.sql, connected);
+  candidates(connected: ReadonlySet<string>, holdings: Holdings): PushCandidate[] {
+    return pushCandidates(this.sql, connected, holdings);
   }
 
   fit(row: FitRow): AgentFit & { agentId: string } {

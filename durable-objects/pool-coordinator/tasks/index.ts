@@ -5,9 +5,10 @@
  * transaction the coordinator opens.
  */
 import type { Emit } from "../../../contract/events.ts";
-import type { LeasedTask, ListPage, Principal, Settlement, SettlementResult, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus } from "../../../contract/records.ts";
+import type { LeasedTask, ListPage, Principal, Requirements, Settlement, SettlementResult, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus } from "../../../contract/records.ts";
 import type { LaneStore } from "../lanes.ts";
 import type { AgentFit, ReadyRef } from "../queue-rules.ts";
+import { anyNeedsResources, holdings, type Holding, type Resources } from "../allocation.ts";
 import type { StatsStore } from "../stats.ts";
 import * as attempts from "./attempts.ts";
 import { TaskContext, type TaskStoreOptions } from "./context.ts";
@@ -73,6 +74,21 @@ export class TaskStore {
 
   ready(agent: AgentFit, n: number): ReadyRef[] {
     return leases.ready(this.ctx, agent, n);
+  }
+
+  /** What these agents hold and have free (allocation.ts). */
+  holdings(agents: readonly { agentId: string; resources: Resources }[]): Map<string, Holding> {
+    return holdings(this.ctx.sql, this.ctx.lanes, agents);
+  }
+
+  /** Whether allocation can refuse an agent of this fit a task: some lane it fits takes resources. */
+  bounded(agent: AgentFit): boolean {
+    return anyNeedsResources(this.ctx.lanes.fitting(agent));
+  }
+
+  /** The requirements of a task by its row number. */
+  requiresOf(seq: number): Requirements {
+    return this.ctx.lanes.get(this.ctx.sql.exec<{ lane: number }>("SELECT lane FROM tasks WHERE seq = ?", seq).one().lane).requires;
   }
 
   leaseTo(assignments: readonly { seq: number; agentId: string }[], now: number): LeasedTask[] {

@@ -1,18 +1,23 @@
 import type { LeasedTask } from "../../../contract/records.ts";
 import { randomToken } from "../../../lib/random.ts";
 import { mergeReady, type AgentFit, type ReadyRef } from "../queue-rules.ts";
+import { anyNeedsResources, fitsIn, holdings, minus } from "../allocation.ts";
 import type { TaskContext } from "./context.ts";
 import type { TaskRow } from "./rows.ts";
 
 /** Most leases one statement writes (its JSON parameter stays far below the 2 MB a bound string may have). */
 export const LEASE_CHUNK = 1024;
 
-/** The first `n` ready tasks an agent of this fit may take, in serving order. Reads only. */
-export function ready(ctx: TaskContext, agent: AgentFit, n: number): ReadyRef[] {
+/** The first `n` ready tasks an agent of this fit may take, in serving order, with their lanes. Reads only. */
+export function ready(ctx: TaskContext, agent: AgentFit, n: number): (ReadyRef & { lane: number })[] {
   if (n <= 0) return [];
   const heads = ctx.lanes.fitting(agent).map((lane) =>
     ctx.sql
-      .exec<{ seq: number; priority: number }>("SELECT seq, priority FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?", lane.id, n)
+      .exec<{ seq: number; priority: number; lane: number }>(
+        "SELECT seq, priority, lane FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?",
+        lane.id,
+        n,
+      )
       .toArray(),
   );
   return mergeReady(heads, n);
@@ -55,11 +60,34 @@ export function leaseTo(ctx: TaskContext, assignments: readonly { seq: number; a
   return leased;
 }
 
-/** Leases up to `n` ready tasks the agent fits, highest priority first, then oldest. */
+/**
+ * Leases up to `n` ready tasks the agent fits, highest priority first, then oldest, within its free resources
+ * (allocation.ts): a task that does not fit what is left is skipped, and the tasks after it that fit are
+ * still leased.
+ */
 export function lease(ctx: TaskContext, agent: AgentFit & { agentId: string }, n: number, now: number): LeasedTask[] {
-  return leaseTo(
-    ctx,
-    ready(ctx, agent, n).map(({ seq }) => ({ seq, agentId: agent.agentId })),
-    now,
-  );
+  if (n <= 0) return [];
+  let free = holdings(ctx.sql, ctx.lanes, [agent]).get(agent.agentId)!.free;
+  const out: LeasedTask[] = [];
+  // Each pass reads the heads of the lanes that still fit what is free and leases, in order, those that fit
+  // together; the first always fits, so every pass leases at least one task or finds none ready.
+  while (out.length < n) {
+    const fit = { ...agent, resources: free };
+    const want = n - out.length;
+    const refs = ready(ctx, fit, want);
+    if (!anyNeedsResources(ctx.lanes.fitting(fit))) {
+      out.push(...leaseTo(ctx, refs.map(({ seq }) => ({ seq, agentId: agent.agentId })), now));
+      break;
+    }
+    const picked: { seq: number; agentId: string }[] = [];
+    for (const ref of refs) {
+      const requires = ctx.lanes.get(ref.lane).requires;
+      if (!fitsIn(requires, free)) continue;
+      free = minus(free, requires);
+      picked.push({ seq: ref.seq, agentId: agent.agentId });
+    }
+    out.push(...leaseTo(ctx, picked, now));
+    if (picked.length === 0 || refs.length < want) break;
+  }
+  return out;
 }
