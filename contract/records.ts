@@ -3,6 +3,7 @@
  * configuration and statistics. Payloads and results are opaque JSON text here (sealed at rest, see
  * lib/security/sealing.ts); the Worker parses them for clients. Times are milliseconds since the epoch.
  */
+import type { WorkflowRef } from "./workflows.ts";
 import type { CacheConfig, CacheCount, CacheFill, SemanticCacheConfig } from "./cache.ts";
 export { CACHE_COUNTED, type CacheConfig, type CacheCount, type CacheFill, type SemanticCacheConfig } from "./cache.ts";
 
@@ -70,6 +71,8 @@ export interface TaskInput {
   embedding?: number[];
   /** A cacheable task: its success fills the output cache under this key (contract/cache.ts). */
   cache?: CacheFill;
+  /** A workflow step's task: its end is reported to the run (contract/workflows.ts). */
+  workflow?: WorkflowRef;
   type: string;
   /** JSON text (an envelope once sealed). */
   payload: string;

@@ -14,6 +14,7 @@ import { openApiDocument } from "./openapi/document.ts";
 import { taskRoutes } from "./routes/tasks.ts";
 import { payloadRoutes } from "./routes/payloads.ts";
 import { indexRoutes } from "./routes/indexes.ts";
+import { workflowRoutes } from "./routes/workflows.ts";
 
 /**
  * The edge Worker: every route is declared once in a `Routes` table that authenticates, rate-limits, checks the
@@ -40,6 +41,7 @@ function declareRoutes(routes: Routes): Routes {
   auditRoutes(routes);
   indexRoutes(routes);
   cacheRoutes(routes);
+  workflowRoutes(routes);
   return routes;
 }
 

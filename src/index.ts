@@ -7,6 +7,8 @@ export { AuditLog } from "../durable-objects/audit-log/index.ts";
 export { KeyIndex } from "../durable-objects/key-index/index.ts";
 export { VectorIndex } from "../durable-objects/vector-index/index.ts";
 export { CacheIndex } from "../durable-objects/cache-index/index.ts";
+export { WorkflowCoordinator } from "../durable-objects/workflow-coordinator/index.ts";
+export { MeshEntrypoint } from "./entrypoint.ts";
 
 const app = createApp();
 

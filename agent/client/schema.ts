@@ -707,6 +707,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the tenant's workflows, newest first */
+        get: operations["getV1Workflows"];
+        put?: never;
+        /** Start a workflow: a DAG of steps across pools */
+        post: operations["postV1Workflows"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workflows/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a workflow with its per-step timeline */
+        get: operations["getV1WorkflowsId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workflows/{id}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Wait for a workflow to finish (long poll) */
+        get: operations["getV1WorkflowsIdResult"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workflows/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a workflow and its unfinished tasks */
+        post: operations["postV1WorkflowsIdCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workflows/{id}/steps/{key}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a failed step again, with the steps skipped because of it */
+        post: operations["postV1WorkflowsIdStepsKeyRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1160,6 +1246,78 @@ export interface components {
             tags: string[];
             createdAt: string;
             expiresAt: string;
+        };
+        Workflow: {
+            id: string;
+            name: string | null;
+            tenant: string;
+            /** @enum {string} */
+            status: "running" | "succeeded" | "failed" | "cancelled";
+            /** @enum {string} */
+            onFailure: "fail_fast" | "continue";
+            steps: {
+                key: string;
+                type: string;
+                /** @enum {string} */
+                status: "pending" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
+                taskIds: string[];
+                result: unknown;
+                error: unknown;
+                attempts: number;
+                startedAt: string | null;
+                finishedAt: string | null;
+                agent: string | null;
+            }[];
+            result: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601
+             */
+            createdAt: string;
+            finishedAt: string | null;
+        };
+        StartWorkflow: {
+            name?: string | null;
+            idempotencyKey?: string | null;
+            /**
+             * @description Default: "fail_fast".
+             * @enum {string}
+             */
+            onFailure?: "fail_fast" | "continue";
+            steps: components["schemas"]["WorkflowStep"][];
+        };
+        WorkflowStep: {
+            key: string;
+            type: string;
+            /** @description a pool name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit */
+            pool?: string;
+            /** @description an object; `input` fields and forEach's `item`, `index` are set on it */
+            payload?: {
+                [key: string]: unknown;
+            };
+            input?: {
+                [key: string]: components["schemas"]["WorkflowRef"];
+            };
+            /** @description one task per element of the array it names (at most 10,000) */
+            forEach?: components["schemas"]["WorkflowRef"];
+            /** @description Default: []. */
+            dependsOn?: string[];
+            requires?: components["schemas"]["Requirements"];
+            priority?: number;
+            maxAttempts?: number;
+            timeoutMs?: number;
+            /** @description Default: false. */
+            continueOnFailure?: boolean;
+        };
+        WorkflowRef: {
+            /** @description <step>.result with an optional dotted path */
+            $ref: string;
+        };
+        Workflows: {
+            workflows: components["schemas"]["Workflow"][];
+            cursor: string | null;
         };
     };
     responses: {
@@ -3322,6 +3480,212 @@ export interface operations {
             /** @description forbidden: tenant named by a key that is not the bootstrap key */
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1Workflows: {
+        parameters: {
+            query?: {
+                status?: "running" | "succeeded" | "failed" | "cancelled";
+                /** @description Default: 20. */
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of workflows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflows"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1Workflows: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartWorkflow"];
+            };
+        };
+        responses: {
+            /** @description the workflow this idempotency key already started */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            /** @description started; the tasks of the steps without dependencies are submitted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            /** @description invalid_request: invalid workflow (details name the step) */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1WorkflowsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the workflow */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such workflow */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1WorkflowsIdResult: {
+        parameters: {
+            query?: {
+                /** @description Default: 0. */
+                waitMs?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the workflow, final */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            /** @description the workflow, still running after waitMs */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such workflow */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1WorkflowsIdCancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the workflow, cancelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such workflow */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: already final */
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1WorkflowsIdStepsKeyRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the workflow, running again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such workflow or step */
+            404: components["responses"]["NotFound"];
+            /** @description lease_lost, invalid_transition or conflict: the step has not failed */
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];

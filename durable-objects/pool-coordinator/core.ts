@@ -42,6 +42,7 @@ import type { StatusCountDeltas } from "./tasks/counts.ts";
 import { TaskStore } from "./tasks/index.ts";
 import { CacheFills } from "./cache/fills.ts";
 import { BlobDeletes } from "./blobs/deletes.ts";
+import { WorkflowCallbacks } from "./workflows/callbacks.ts";
 import { PoolTenants } from "./tenants.ts";
 
 export { poolNotFound } from "./tenants.ts";
@@ -86,6 +87,8 @@ export class PoolCore {
   readonly cacheFills: CacheFills;
   /** R2 objects of purged tasks to delete (blobs/deletes.ts). */
   readonly blobDeletes: BlobDeletes;
+  /** Ends of workflow tasks to report to their runs (workflows/callbacks.ts). */
+  readonly workflowCallbacks: WorkflowCallbacks;
 
   constructor(host: PoolHost) {
     const { sql, pool, shard, timers } = host;
@@ -97,6 +100,7 @@ export class PoolCore {
       if (event.type === "task_finished") {
         if (event.status === "succeeded") this.gossip.noteSucceeded(event.id);
         this.cacheFills.noteFinished(event.id, event.status);
+        this.workflowCallbacks.noteFinished(event.id, event.status);
       }
       host.emit(event);
     };
@@ -120,6 +124,7 @@ export class PoolCore {
       blobsReleased: (keys, now) => this.blobDeletes.add(keys, now),
     });
     this.counts = this.tasks.counts;
+    this.workflowCallbacks = new WorkflowCallbacks(sql, (id) => this.tasks.record(id), timers.set);
     this.agents = new AgentStore({ sql, pool, shard, inFlight: (agentId) => this.tasks.inFlight(agentId), config: () => this.config(), timer: timers.set, emit });
     // Agents first: a failed agent's leases go back before the tasks' own deadlines are looked at.
     timers.register({ name: "agents", next: () => this.agents.nextTimer(), run: (now, limit) => this.agents.runTimers(now, limit, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now)) });
@@ -143,6 +148,8 @@ export class PoolCore {
     timers.register({ name: "cache", next: () => this.cacheFills.next(), run: () => ((this.cacheFills.due = true), 0) });
     // R2 deletes of purged tasks' payloads and results wait here when they failed (blobs/runner.ts runs them).
     timers.register({ name: "blobs", next: () => this.blobDeletes.next(), run: (now) => ((this.blobDeletes.due ||= (this.blobDeletes.next() ?? Infinity) <= now), 0) });
+    // Workflow callbacks that failed wait here; the report itself is an RPC after the commit (workflows/notifier.ts).
+    timers.register({ name: "workflows", next: () => this.workflowCallbacks.next(), run: (now) => ((this.workflowCallbacks.due ||= (this.workflowCallbacks.next() ?? Infinity) <= now), 0) });
     timers.register({ name: "forwarding", next: () => this.tasks.nextForwardingPurge(), run: (now, limit) => this.tasks.purgeForwarding(now, limit) });
     // Anti-entropy with the pool's other shards while there are any: the round itself is RPCs after the commit.
     timers.register({
@@ -253,6 +260,7 @@ export class PoolCore {
   flush(now: number): void {
     this.gossip.flush(now);
     this.cacheFills.flush(now);
+    this.workflowCallbacks.flush(now);
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
     this.tasks.counts.flush();
@@ -268,6 +276,7 @@ export class PoolCore {
     this.peers.discard();
     this.gossip.discard();
     this.cacheFills.discard();
+    this.workflowCallbacks.discard();
     this.cachedLoad = null;
     // A tenant first seen by the rolled-back transaction is not in the table after all.
     this.tenants.discard();
@@ -294,6 +303,7 @@ export class PoolCore {
         this.cacheFills.submitted(o.task.id, input.type, input.cache);
         this.stats.count(`cache.miss ${input.type}`, 1);
       }
+      if (o.created && input.workflow) this.workflowCallbacks.submitted(o.task.id, input.workflow);
     });
     for (const reason of ROUTE_REASONS) this.stats.count(`routed.${reason}`, routed?.[reason] ?? 0);
     return outcomes;

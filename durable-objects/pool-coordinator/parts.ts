@@ -19,6 +19,7 @@ import { GossipRunner } from "./gossip/runner.ts";
 import { CacheFiller } from "./cache/filler.ts";
 import { ensureIndex, upsertVectors } from "../../lib/vectors/client.ts";
 import { BlobRunner } from "./blobs/runner.ts";
+import { WorkflowNotifier } from "./workflows/notifier.ts";
 import { crdtWasm } from "../../lib/wasm/crdt-module.ts";
 import { random01 } from "../../lib/random.ts";
 import { PoolShell } from "./shell.ts";
@@ -43,6 +44,7 @@ export class Parts {
   readonly gossip: GossipRunner;
   readonly cache: CacheFiller;
   readonly blobs: BlobRunner;
+  readonly workflows: WorkflowNotifier;
   readonly plaintexts = new PlaintextCache(PLAINTEXT_CACHE_CHARS);
   /** Weighted round robin scores: scheduling state, rebuilt from zero after a restart. */
   readonly roundRobin: RoundRobinState = new Map();
@@ -54,6 +56,12 @@ export class Parts {
     this.timers = new Timers(ctx.storage);
     this.audit = new AuditBatcher({ logs: env.AUDIT, waitUntil: (p) => ctx.waitUntil(p) });
     this.blobs = new BlobRunner({ env, core: () => this.shell.core, apply: (fn) => this.shell.apply(false, fn), commitTimers: () => this.timers.commit() });
+    this.workflows = new WorkflowNotifier({
+      deliver: (end) => env.WORKFLOWS.getByName(end.ref.run).taskEnded(end),
+      core: () => this.shell.core,
+      apply: (fn) => this.shell.apply(false, fn),
+      commitTimers: () => this.timers.commit(),
+    });
     this.results = new ResultSealer({ env, tenantsOf: (ids) => this.shell.core?.tasks.tenantsOf(ids) ?? null, discard: (keys) => this.blobs.discard(keys) });
     this.outbox = new Outbox({ env, sockets: this.sockets, plaintexts: this.plaintexts, tenants: this.results.tenants, audit: this.audit });
     const events = new PoolEvents({
@@ -111,6 +119,7 @@ export class Parts {
         await this.gossip.flush();
         await this.cache.flush();
         await this.blobs.flush();
+        await this.workflows.flush();
       },
     });
     const apply = <T>(fn: (core: PoolCore, now: number) => T) => this.shell.apply(false, fn);

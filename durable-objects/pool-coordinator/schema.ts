@@ -1,4 +1,5 @@
 import { BLOB_DELETES_MIGRATION } from "./blobs/deletes.ts";
+import { WORKFLOW_CALLBACKS_MIGRATION } from "./workflows/callbacks.ts";
 import { CACHE_FILLS_MIGRATION } from "./cache/fills.ts";
 import { GOSSIP_MIGRATION } from "./gossip/store.ts";
 import { migrate as migrateStore, tableExists, type Schema } from "../shared/migrations.ts";
@@ -194,6 +195,7 @@ export const MIGRATIONS: readonly string[] = [
   /* 10: the shard's shared state (gossip/store.ts) */ GOSSIP_MIGRATION,
   /* 11: the output cache's outbox (cache/fills.ts) */ CACHE_FILLS_MIGRATION,
   /* 12: R2 objects of purged tasks to delete (blobs/deletes.ts) */ BLOB_DELETES_MIGRATION,
+  /* 13: ends of workflow tasks to report to their runs (workflows/callbacks.ts) */ WORKFLOW_CALLBACKS_MIGRATION,
 ];
 
 export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };

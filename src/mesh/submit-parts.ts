@@ -4,6 +4,7 @@
  */
 import type { ApiError, ErrorDetails } from "../../contract/errors.ts";
 import { shardName } from "../../contract/ids.ts";
+import type { WorkflowRef } from "../../contract/workflows.ts";
 import type { CacheFill, Requirements, RouteReason, SubmitOutcome, TaskInput } from "../../contract/records.ts";
 
 /** A validated submission (the route's schema applied its defaults), payload not yet JSON text. */
@@ -20,6 +21,8 @@ export interface Submission {
   dependsOn: string[];
   /** Set by the output cache for a cacheable task that missed (cache/submit.ts): what its success fills. */
   fill?: CacheFill | undefined;
+  /** A workflow step's task (contract/workflows.ts): its end is reported to the run. */
+  workflow?: WorkflowRef | undefined;
   /** Answered from the output cache: no task is submitted for it. */
   hit?: SubmitOutcome | undefined;
 }

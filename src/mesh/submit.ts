@@ -125,6 +125,7 @@ export class Submitter {
         dependsOn: task.dependsOn,
         ...shared,
         ...(task.fill ? { cache: task.fill } : {}),
+        ...(task.workflow ? { workflow: task.workflow } : {}),
       };
       items.push({ index, pool, input, plaintext, shard: 0, reason: "only", pinned: false, claimed: false, stored: false });
     }

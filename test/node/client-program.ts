@@ -5,9 +5,11 @@
 import { ok, type MeshApi, type Schemas } from "../../agent/client/index.ts";
 
 /** The status each step of the program expects: 201 for what it creates; the connect route refuses a request without Upgrade (400). */
-const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards", "PUT /v1/indexes/:index"]);
+const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards", "PUT /v1/indexes/:index", "POST /v1/workflows"]);
+/** A running workflow: its result is not final yet (202), and its steps have not failed, so none can be retried (409). */
+const OTHER: Record<string, number> = { "GET /v1/workflows/:id/result": 202, "POST /v1/workflows/:id/steps/:key/retry": 409 };
 export function expectedStatus(route: string): number {
-  return CREATED.has(route) ? 201 : route.endsWith("/connect") ? 400 : 200;
+  return OTHER[route] ?? (CREATED.has(route) ? 201 : route.endsWith("/connect") ? 400 : 200);
 }
 
 export interface Step {
@@ -99,6 +101,14 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   const near: Schemas["VectorMatch"][] = (await ok(step("POST /v1/indexes/:index/query", api.POST("/v1/indexes/{index}/query", { ...index, body: { vector: [1, 0.1, 0], topK: 2, filter: { kind: { $eq: "x" } } } })))).matches;
   await step("DELETE /v1/indexes/:index/vectors/:id", api.DELETE("/v1/indexes/{index}/vectors/{id}", { params: { path: { index: `${pool}-index`, id: near[0]?.id ?? "a" } } }));
   await step("DELETE /v1/indexes/:index", api.DELETE("/v1/indexes/{index}", index));
+
+  const workflow = await ok(step("POST /v1/workflows", api.POST("/v1/workflows", { body: { name: "program", steps: [{ key: "first", type: `${pool}.wf` }, { key: "second", type: `${pool}.wf`, dependsOn: ["first"] }] } })));
+  const wf = { params: { path: { id: workflow.id } } };
+  await step("GET /v1/workflows", api.GET("/v1/workflows", { params: { query: { status: "running", limit: 5 } } }));
+  await step("GET /v1/workflows/:id", api.GET("/v1/workflows/{id}", wf));
+  await step("GET /v1/workflows/:id/result", api.GET("/v1/workflows/{id}/result", { params: { path: { id: workflow.id }, query: { waitMs: 0 } } }));
+  await step("POST /v1/workflows/:id/steps/:key/retry", api.POST("/v1/workflows/{id}/steps/{key}/retry", { params: { path: { id: workflow.id, key: "second" } } }));
+  await step("POST /v1/workflows/:id/cancel", api.POST("/v1/workflows/{id}/cancel", wf));
 
   await step("GET /v1/audit", api.GET("/v1/audit", { params: { query: { limit: 5 } } }));
   await step("GET /v1/audit/verify", api.GET("/v1/audit/verify"));
