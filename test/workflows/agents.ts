@@ -4,8 +4,8 @@ import { api, lease, register } from "../helpers";
 export type Handler = (payload: any, task: any) => { result: unknown } | { fail: string; retryable?: boolean } | null;
 
 /** Registers one agent per pool (idempotent per test: fresh pool names). */
-export async function agents(pools: Record<string, Handler>): Promise<void> {
-  for (const pool of Object.keys(pools)) await register(pool, `${pool}-agent`, { maxConcurrency: 200 });
+export async function agents(pools: Record<string, Handler>, fields: Record<string, Record<string, unknown>> = {}): Promise<void> {
+  for (const pool of Object.keys(pools)) await register(pool, `${pool}-agent`, { maxConcurrency: 200, ...fields[pool] });
 }
 
 /** One round: every pool's agent leases what it can and settles it. Answers how many tasks it settled. */

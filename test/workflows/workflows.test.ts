@@ -51,6 +51,36 @@ describe("workflows across pools", () => {
     expect(list.body.workflows.map((w: any) => w.id)).toContain(res.body.id);
   }, 90_000);
 
+  it("runs API.md's five-pool example (image, neural with a GPU, content forEach, content SEO, integration) with test agents", async () => {
+    const [image, neural, content, integration] = ["image", "neural", "content", "integration"].map((p) => freshPool(p)) as [string, string, string, string];
+    const handlers: Record<string, Handler> = {
+      [image]: (p) => ({ result: { normalized: `${p.url}?w=1024` } }),
+      [neural]: (p) => ({ result: { vector: [0.1, 0.2], topics: ["intro", "body", "outro"], of: p.image } }),
+      [content]: (p, t) => (t.type === "content.generate" ? { result: `<h2>${p.item}</h2>` } : { result: { html: (p.sections as string[]).join(""), title: "T" } }),
+      [integration]: (p) => ({ result: { url: `https://blog.test/${p.post.title}`, bytes: p.post.html.length } }),
+    };
+    await agents(handlers, { [neural]: { resources: { cpu: 1, memoryMb: 1024, gpu: 1 } } });
+    const res = await api("POST", "/v1/workflows", {
+      name: "publish-article",
+      idempotencyKey: `a-${Math.random()}`,
+      onFailure: "fail_fast",
+      steps: [
+        { key: "validate", type: "image.validate", pool: image, payload: { url: "https://x.test/a.png" } },
+        { key: "embed", type: "neural.embed", pool: neural, dependsOn: ["validate"], requires: { gpu: 1 }, input: { image: { $ref: "validate.result.normalized" } } },
+        { key: "sections", type: "content.generate", pool: content, dependsOn: ["embed"], forEach: { $ref: "embed.result.topics" } },
+        { key: "seo", type: "content.seo", pool: content, dependsOn: ["sections"], input: { sections: { $ref: "sections.result" } } },
+        { key: "publish", type: "integration.publish", pool: integration, dependsOn: ["seo"], input: { post: { $ref: "seo.result" } } },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const done = await runUntilFinal(res.body.id, handlers);
+    expect(done.status).toBe("succeeded");
+    expect(done.steps[1].result.of).toBe("https://x.test/a.png?w=1024");
+    expect(done.steps[2].result).toEqual(["<h2>intro</h2>", "<h2>body</h2>", "<h2>outro</h2>"]);
+    expect(done.result).toEqual({ publish: { url: "https://blog.test/T", bytes: "<h2>intro</h2><h2>body</h2><h2>outro</h2>".length } });
+    expect(done.steps.map((s: any) => s.agent)).toEqual([`${image}-agent`, `${neural}-agent`, `${content}-agent`, `${content}-agent`, `${integration}-agent`]);
+  });
+
   it("answers 400 naming the step for cycles, unknown dependsOn, non-ancestor $ref, bad and duplicate keys, too many steps", async () => {
     const t = `${freshPool("wfv")}.x`;
     const cases: [unknown[], string][] = [
