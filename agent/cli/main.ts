@@ -8,9 +8,10 @@ import { agentsCommand } from "./commands/agents.ts";
 import { poolsCommand } from "./commands/pools.ts";
 import { submitCommand } from "./commands/submit.ts";
 import { taskCommand } from "./commands/task.ts";
+import { workflowsCommand } from "./commands/workflows.ts";
 import type { Io } from "./io.ts";
 
-export const COMMANDS: readonly Command[] = [agentCommand, submitCommand, taskCommand, poolsCommand, agentsCommand];
+export const COMMANDS: readonly Command[] = [agentCommand, submitCommand, taskCommand, poolsCommand, agentsCommand, workflowsCommand];
 
 export const USAGE = `usage: daa <command> [options]
 

@@ -56,7 +56,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("daa: usage and exit codes", () => {
   it("prints help: exit 0 for --help, 2 with no command or an unknown one", async () => {
     expect(await daa(["--help"])).toEqual({ code: 0, stdout: USAGE, stderr: "" });
-    for (const name of ["agent", "submit", "task", "pools", "agents"]) expect(USAGE).toMatch(new RegExp(`^  ${name} `, "m"));
+    for (const name of ["agent", "submit", "task", "pools", "agents", "workflows"]) expect(USAGE).toMatch(new RegExp(`^  ${name} `, "m"));
     expect(await daa([])).toEqual({ code: 2, stdout: "", stderr: USAGE });
     const unknown = await daa(["deploy"]);
     expect(unknown.code).toBe(2);
@@ -125,6 +125,27 @@ describe("daa against the mesh", () => {
 
   afterAll(async () => {
     await server?.stop();
+  });
+
+  it("workflows: lists runs and shows one run's timeline; an unknown id fails with the mesh's code (exit 1)", async () => {
+    const res = await fetch(`${server.url}/v1/workflows`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "cli-run", steps: [{ key: "first", type: "cliwf.x" }, { key: "second", type: "cliwf.x", dependsOn: ["first"] }] }),
+    });
+    expect(res.status).toBe(201);
+    const run = (await res.json()) as { id: string };
+    const list = await daa(["workflows"], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^ID\s+NAME\s+STATUS\s+STEPS/);
+    expect(list.stdout).toContain(`${run.id}  cli-run  running`);
+    const one = await daa(["workflows", run.id], env);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/^first\s+cliwf\.x\s+running\s+1\s+1/m);
+    expect(one.stdout).toMatch(/^second\s+cliwf\.x\s+pending\s+0\s+0/m);
+    const missing = await daa(["workflows", "wf_nope"], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^daa workflows: 404 not_found: /);
   });
 
   it("task: prints the task as JSON; an unknown id fails with the mesh's code and message (exit 1)", async () => {
