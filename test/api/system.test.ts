@@ -86,6 +86,12 @@ describe("/openapi.json", () => {
         "POST /v1/indexes/{index}/vectors",
         "DELETE /v1/indexes/{index}/vectors/{id}",
         "POST /v1/indexes/{index}/query",
+        "POST /v1/workflows",
+        "GET /v1/workflows",
+        "GET /v1/workflows/{id}",
+        "GET /v1/workflows/{id}/result",
+        "POST /v1/workflows/{id}/cancel",
+        "POST /v1/workflows/{id}/steps/{key}/retry",
       ].sort(),
     );
   });

@@ -101,6 +101,18 @@ const indexRoute = (method: string, suffix: string, body?: unknown): Fixture => 
   other: async () => ({ method, path: `/v1/indexes/${await indexOf(other)}${suffix}`, body }),
 });
 
+/** A one-step workflow of the tenant of `keys` (started with its client key); its task stays queued. */
+async function workflowOf(keys: RoleKeys): Promise<string> {
+  const res = await as(keys.client, "POST", "/v1/workflows", { steps: [{ key: "only", type: `${SHARED_POOL}.work`, payload: { n: 1 } }] });
+  if (res.status !== 201) throw new Error(`starting a workflow answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
+
+const workflowRoute = (method: string, suffix: string, body?: unknown): Fixture => ({
+  own: async () => ({ method, path: `/v1/workflows/${await workflowOf(own)}${suffix}`, body }),
+  other: async () => ({ method, path: `/v1/workflows/${await workflowOf(other)}${suffix}`, body }),
+});
+
 const FIXTURES: Record<string, Fixture> = {
   "POST /v1/tasks": { own: async () => ({ method: "POST", path: "/v1/tasks", body: { type: `${SHARED_POOL}.work` } }) },
   "POST /v1/tasks/batch": { own: async () => ({ method: "POST", path: "/v1/tasks/batch", body: { tasks: [{ type: `${SHARED_POOL}.work` }] } }) },
@@ -206,6 +218,13 @@ const FIXTURES: Record<string, Fixture> = {
     other: async () => ({ method: "DELETE", path: `/v1/cache/${await cachedEntry(OTHER)}` }),
   },
   "POST /v1/cache/purge": { own: async () => ({ method: "POST", path: "/v1/cache/purge", body: { tags: ["matrix"] } }) },
+  "POST /v1/workflows": { own: async () => ({ method: "POST", path: "/v1/workflows", body: { steps: [{ key: "a", type: `${SHARED_POOL}.work` }] } }) },
+  "GET /v1/workflows": { own: async () => ({ method: "GET", path: "/v1/workflows" }) },
+  "GET /v1/workflows/:id": workflowRoute("GET", ""),
+  "GET /v1/workflows/:id/result": workflowRoute("GET", "/result"),
+  "POST /v1/workflows/:id/cancel": workflowRoute("POST", "/cancel"),
+  // A step that has not failed cannot be retried: past authorisation the caller gets 409.
+  "POST /v1/workflows/:id/steps/:key/retry": workflowRoute("POST", "/steps/only/retry"),
   "GET /metrics": { own: async () => ({ method: "GET", path: "/metrics" }) },
   "GET /healthz": publicRoute("GET", "/healthz"),
   "GET /openapi.json": publicRoute("GET", "/openapi.json"),
