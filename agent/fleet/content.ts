@@ -4,7 +4,9 @@
 //
 // content.render  {"template": "Hello {{name}}", "vars": {"name": "Ada"}, "strict": false}
 //                 -> {"text": "Hello Ada", "words": 2, "characters": 9}
+//                 a workflow's forEach step adds "item" and "index": the template reads {{item}} and {{index}}
 // content.seo     {"title": "...", "body": "... (text or HTML)", "maxKeywords": 10}
+//                 "body" may also be a list of texts or of content.render results (a forEach join), joined by lines
 //                 -> {"slug", "title", "metaDescription", "words", "readingTimeMinutes", "keywords": [{"term", "count"}], "warnings"}
 // content.sleep   {"ms": 5000}  (0-60000) -> {"sleptMs": 5000}
 //                 a slow task that does nothing: for watching leases, timeouts and Ctrl-C draining by hand, and for
@@ -27,11 +29,25 @@ const RenderPayload = z.strictObject({
   vars: z.record(z.string(), z.unknown()).default({}),
   /** Missing variables fail the task instead of rendering as "". */
   strict: z.boolean().default(false),
+  /** A workflow's `forEach` step sets these (docs/workflows.md): the template reads them as {{item}}, {{index}}. */
+  item: z.unknown().optional(),
+  index: z.int().min(0).optional(),
 });
+
+/** A body: text, or the parts a workflow joined (a `forEach` step's results: texts or `content.render` results). */
+const Body = z.union([
+  z.string().min(1, "must not be empty").max(MAX_TEXT),
+  z
+    .array(z.union([z.string(), z.looseObject({ text: z.string() })]))
+    .min(1, "must not be empty")
+    .max(10_000)
+    .transform((parts) => parts.map((p) => (typeof p === "string" ? p : p.text)).join("\n"))
+    .pipe(z.string().max(MAX_TEXT)),
+]);
 
 const SeoPayload = z.strictObject({
   title: z.string().trim().min(1, "must not be empty").max(1000),
-  body: z.string().min(1, "must not be empty").max(MAX_TEXT),
+  body: Body,
   maxKeywords: z.int().min(1).max(50).default(10),
 });
 
@@ -51,8 +67,9 @@ export interface RenderResult {
 
 /** `content.render`: renders a template (language described in template.ts) with the given variables. */
 export async function render(payload: unknown, context: HandlerContext): Promise<RenderResult> {
-  const { template, vars, strict } = parsePayload(RenderPayload, payload);
-  const text = renderTemplate(template, vars, { strict, signal: context.signal });
+  const { template, vars, strict, item, index } = parsePayload(RenderPayload, payload);
+  const scope = { ...vars, ...(item === undefined ? {} : { item }), ...(index === undefined ? {} : { index }) };
+  const text = renderTemplate(template, scope, { strict, signal: context.signal });
   return { text, words: countWords(visibleText(text)), characters: codePointLength(text) };
 }
 

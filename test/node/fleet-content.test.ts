@@ -179,6 +179,18 @@ describe("content.seo", () => {
     });
   });
 
+  it("summarises the joined results of a forEach step: texts or content.render results, in order", async () => {
+    const parts = [await render({ template: "<p>{{index}}: {{item}} edge queues</p>", item: "one", index: 0 }), "<p>two edge agents</p>"];
+    expect(parts[0]).toMatchObject({ text: "<p>0: one edge queues</p>" });
+    const joined = await seo({ title: "Edge", body: parts });
+    const whole = await seo({ title: "Edge", body: "<p>0: one edge queues</p>\n<p>two edge agents</p>" });
+    expect(joined).toEqual(whole);
+    expect(joined.keywords[0]).toEqual({ term: "edge", count: 3 });
+    expect((await permanentFailure(seo({ title: "Edge", body: [] }))).message).toContain("body");
+    expect((await permanentFailure(seo({ title: "Edge", body: [{ html: "no text" }] }))).message).toContain("body");
+    expect((await permanentFailure(render({ template: "{{item}}", index: -1 }))).message).toContain("index");
+  });
+
   it("rounds the reading time up at 200 words a minute and warns about long titles", async () => {
     const words = Array.from({ length: 401 }, (_, i) => `word${i % 7}`).join(" ");
     const summary = await seo({ title: "A title that goes on and on well past the sixty characters search shows", body: words });
