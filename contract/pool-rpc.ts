@@ -9,6 +9,7 @@
  * settlements do not bring a pool into existence, submits, registrations and configuration do.
  */
 import type { Outcome } from "./errors.ts";
+import type { PoolUsage } from "./usage.ts";
 import type { AgentCounts, AgentInput, AgentLoad, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, Principal, RedriveOutcome, RouteReason, ShardLoad, ShardStats, Settlement, SettlementResult, StatusCounts, SubmitOutcome, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "./records.ts";
 
 export interface PoolRpc {
@@ -121,6 +122,12 @@ export interface PoolRpc {
   counts(principal: Principal): Promise<Outcome<{ queue: StatusCounts; agents: AgentCounts }>>;
 
   metrics(principal: Principal): Promise<Outcome<PoolMetrics>>;
+
+  /**
+   * The tenant's usage on this shard over the hour buckets that overlap [from, to) (ms); null when it has none
+   * (or the shard was never written to). The Worker checks who may read it. Changes nothing.
+   */
+  usage(principal: Principal, tenant: string, from: number, to: number): Promise<Outcome<PoolUsage | null>>;
 }
 
 /**

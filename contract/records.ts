@@ -3,6 +3,8 @@
  * configuration and statistics. Payloads and results are opaque JSON text here (sealed at rest, see
  * lib/security/sealing.ts); the Worker parses them for clients. Times are milliseconds since the epoch.
  */
+import type { TenantUsageTotal } from "./usage.ts";
+export type { PoolUsage, TenantUsageTotal } from "./usage.ts";
 import type { WorkflowRef } from "./workflows.ts";
 import type { CacheConfig, CacheCount, CacheFill, SemanticCacheConfig } from "./cache.ts";
 export { CACHE_COUNTED, type CacheConfig, type CacheCount, type CacheFill, type SemanticCacheConfig } from "./cache.ts";
@@ -297,6 +299,8 @@ export interface PoolMetrics {
   counters: Record<string, number>;
   /** Cumulative histogram of submit-to-success time: upper bounds in ms (last is +Inf) and counts. */
   duration: { bounds: number[]; counts: number[]; sumMs: number; count: number };
+  /** Held task-seconds and GPU-seconds per tenant since the shard began (contract/usage.ts). */
+  usage?: TenantUsageTotal[];
 }
 
 /** What a submit did with one input: the task, and whether it is new (false: an idempotent repeat). */

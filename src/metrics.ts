@@ -57,6 +57,11 @@ export function renderMetrics(pools: readonly (PoolMetrics & { byShard?: readonl
     for (const p of pools) lines.push(`${metric}{pool="${label(p.pool)}"} ${p.counters[name] ?? 0}`);
   }
 
+  family("daa_task_seconds_total", "counter", "Seconds tasks were held by agents (lease to settle), by pool and tenant.");
+  for (const p of pools) for (const u of p.usage ?? []) lines.push(`daa_task_seconds_total{pool="${label(p.pool)}",tenant="${label(u.tenant)}"} ${u.taskSeconds}`);
+  family("daa_gpu_seconds_total", "counter", "GPU-seconds of held tasks (held seconds times requires.gpu), by pool and tenant.");
+  for (const p of pools) for (const u of p.usage ?? []) lines.push(`daa_gpu_seconds_total{pool="${label(p.pool)}",tenant="${label(u.tenant)}"} ${u.gpuSeconds}`);
+
   family("daa_routing_decisions_total", "counter", "Tasks the Worker sent to a shard, by why it chose that shard (only, latency, region, rotation, avoiding, retry, dependency).");
   for (const p of pools) {
     for (const shard of p.byShard ?? [p]) {

@@ -44,6 +44,8 @@ import { CacheFills } from "./cache/fills.ts";
 import { BlobDeletes } from "./blobs/deletes.ts";
 import { WorkflowCallbacks } from "./workflows/callbacks.ts";
 import { PoolTenants } from "./tenants.ts";
+import { UsageLedger } from "./usage/ledger.ts";
+import { checkGpuQuota } from "./usage/gpu-quota.ts";
 
 export { poolNotFound } from "./tenants.ts";
 
@@ -89,12 +91,15 @@ export class PoolCore {
   readonly blobDeletes: BlobDeletes;
   /** Ends of workflow tasks to report to their runs (workflows/callbacks.ts). */
   readonly workflowCallbacks: WorkflowCallbacks;
+  /** Held task-seconds and GPU-seconds per tenant and hour (usage/ledger.ts). */
+  readonly usage: UsageLedger;
 
   constructor(host: PoolHost) {
     const { sql, pool, shard, timers } = host;
     this.gossip = new GossipStore(sql, shard + 1);
     this.cacheFills = new CacheFills(sql);
     this.blobDeletes = new BlobDeletes(sql, timers.set);
+    this.usage = new UsageLedger(sql);
     // A success feeds the shared state's content mappings (for tasks submitted with an imageId).
     const emit: Emit = (event) => {
       if (event.type === "task_finished") {
@@ -122,6 +127,7 @@ export class PoolCore {
       mayActForAgent: (principal, agentId) => this.agents.mayActFor(principal, agentId),
       agentOutcome: (agentId, ok, latencyMs) => this.agents.outcome(agentId, ok, latencyMs),
       blobsReleased: (keys, now) => this.blobDeletes.add(keys, now),
+      leaseEnded: (lease) => this.usage.note(lease),
     });
     this.counts = this.tasks.counts;
     this.workflowCallbacks = new WorkflowCallbacks(sql, (id) => this.tasks.record(id), timers.set);
@@ -261,6 +267,7 @@ export class PoolCore {
     this.gossip.flush(now);
     this.cacheFills.flush(now);
     this.workflowCallbacks.flush(now);
+    this.usage.flush(now);
     this.agents.flushOutcomes(now);
     this.stats.flush(now);
     this.tasks.counts.flush();
@@ -277,6 +284,7 @@ export class PoolCore {
     this.gossip.discard();
     this.cacheFills.discard();
     this.workflowCallbacks.discard();
+    this.usage.discard();
     this.cachedLoad = null;
     // A tenant first seen by the rolled-back transaction is not in the table after all.
     this.tenants.discard();
@@ -295,6 +303,9 @@ export class PoolCore {
     this.peers.refuseIfDraining();
     this.peers.refuseUnclaimedKeys(inputs);
     this.tenants.touch(principal, now);
+    const gpuIndexes = inputs.flatMap((input, i) => (input.requires.gpu > 0 ? [i] : []));
+    const where = { pool: this.pool, shard: this.shard, shards: this.peers.activeCount() };
+    checkGpuQuota(this.sql, this.usage, where, principal.tenant, this.tenants.effective(principal.tenant).gpuSecondsPerHour, gpuIndexes, now);
     const outcomes = this.tasks.submit(principal, inputs, now);
     outcomes.forEach((o, i) => {
       const input = inputs[i]!;

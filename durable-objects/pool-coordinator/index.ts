@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { ok, type Outcome } from "../../contract/errors.ts";
 import type { PoolRpc } from "../../contract/pool-rpc.ts";
-import type { CacheCount, AgentCounts, AgentInput, AgentLoad, AgentMember, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, Principal, RedriveOutcome, RouteReason, Settlement, SettlementResult, ShardList, ShardLoad, ShardStats, StatusCounts, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "../../contract/records.ts";
+import type { CacheCount, AgentCounts, AgentInput, AgentLoad, AgentMember, AgentRecord, AgentState, AgentWithInterval, LeasedTask, ListPage, PoolConfig, PoolConfigPatch, PoolMetrics, PoolUsage, Principal, RedriveOutcome, RouteReason, Settlement, SettlementResult, ShardList, ShardLoad, ShardStats, StatusCounts, SubmitOutcome, TaskError, TaskInput, TaskRecord, TaskStatus, TenantValues, TenantValuesPatch } from "../../contract/records.ts";
 import { isFinal } from "../../contract/records.ts";
 import type { PoolCore } from "./core.ts";
 import { agentCounts, poolMetrics, poolStats, statusCounts } from "./observe.ts";
@@ -211,6 +211,7 @@ export class PoolCoordinator extends DurableObject<Env> implements PoolRpc, Shar
   async metrics(principal: Principal): Promise<Outcome<PoolMetrics>> {
     return this.shell.read((core) => poolMetrics(core, principal));
   }
+  async usage(_principal: Principal, tenant: string, from: number, to: number): Promise<Outcome<PoolUsage | null>> { return this.core ? this.shell.read((core) => core.usage.read(core.pool, tenant, from, to)) : ok(null); }
 
   /** The pool's shard list from the Worker (a shard told it drains starts handing its tasks over). */
   async setPeers(list: ShardList): Promise<ShardList> {

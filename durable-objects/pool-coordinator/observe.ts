@@ -3,6 +3,7 @@ import type { AgentCounts, PoolMetrics, Principal, ShardStats, StatusCounts } fr
 import type { AgentStore } from "./agents/index.ts";
 import { LATENCY_WINDOW_MS, RATE_WINDOW_MS, type StatsStore } from "./stats.ts";
 import type { StatusCountDeltas } from "./tasks/counts.ts";
+import type { UsageLedger } from "./usage/ledger.ts";
 
 export interface Observed {
   pool: string;
@@ -10,6 +11,7 @@ export interface Observed {
   counts: StatusCountDeltas;
   agents: AgentStore;
   stats: StatsStore;
+  usage: UsageLedger;
 }
 
 /** Task counts by status: a tenant's credential sees its own, the bootstrap key everyone's. */
@@ -54,5 +56,6 @@ export function poolMetrics(o: Observed, principal: Principal): PoolMetrics {
     breakers: o.agents.breakers(),
     counters: o.stats.counters(),
     duration: o.stats.durationTotals(),
+    usage: principal.allTenants ? o.usage.totals() : o.usage.totals().filter((u) => u.tenant === principal.tenant),
   };
 }

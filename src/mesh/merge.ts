@@ -4,6 +4,7 @@
  * the shards' histograms (same buckets everywhere, lib/histogram.ts); an agent is a member of every shard, counted
  * once, where it is at home.
  */
+import type { TenantUsageTotal } from "../../contract/usage.ts";
 import { AGENT_STATES, BREAKER_STATES, TASK_STATUSES, type AgentCounts, type AgentRecord, type BreakerState, type PoolMetrics, type PoolStats, type ShardStats, type StatusCounts, type TaskRecord } from "../../contract/records.ts";
 import { quantileFromBuckets } from "../../lib/histogram.ts";
 
@@ -80,9 +81,21 @@ export function mergeMetrics(parts: readonly PoolMetrics[]): PoolMetrics {
       else cache.set(key, { ...c });
     }
   }
+  const usage = new Map<string, TenantUsageTotal>();
+  for (const p of parts) {
+    for (const u of p.usage ?? []) {
+      const held = usage.get(u.tenant);
+      if (held) {
+        held.tasks += u.tasks;
+        held.taskSeconds += u.taskSeconds;
+        held.gpuSeconds += u.gpuSeconds;
+      } else usage.set(u.tenant, { ...u });
+    }
+  }
   return {
     pool: first.pool,
     shard: first.shard,
+    usage: [...usage.values()].sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0)),
     routing,
     cache: [...cache.values()],
     tasks: [...tasks.values()],

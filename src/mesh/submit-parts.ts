@@ -51,6 +51,11 @@ export interface Item {
  * in a batch, the field itself for a single task (the index is the shard's, not part of the answer).
  */
 export function readdress(details: ErrorDetails | undefined, indexes: readonly number[], batch: boolean): ErrorDetails | undefined {
+  // A refusal of the part that names one of its inputs (the GPU quota): the input's place in the call.
+  if (details && !Array.isArray(details) && typeof details.index === "number" && typeof details.field === "string") {
+    const { index, ...rest } = details;
+    return { ...rest, field: batch ? `tasks.${indexes[index]}.${details.field}` : details.field };
+  }
   if (!Array.isArray(details)) return details;
   return details.map((d) => (d.index === undefined ? d : { field: batch ? `tasks.${indexes[d.index]}.${d.field}` : d.field, message: d.message }));
 }

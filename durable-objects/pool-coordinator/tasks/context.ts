@@ -1,6 +1,7 @@
 import type { Principal, TaskRecord } from "../../../contract/records.ts";
 import type { LaneStore } from "../lanes.ts";
 import type { StatsStore } from "../stats.ts";
+import type { EndedLease } from "../usage/ledger.ts";
 import type { StatusCountDeltas } from "./counts.ts";
 import { toRecord, type TaskRow } from "./rows.ts";
 import type { TaskMoves } from "./transitions.ts";
@@ -19,6 +20,8 @@ export interface TaskStoreOptions {
   mayActForAgent: (principal: Principal, agentId: string) => boolean;
   /** A lease of an agent ended well (with its lease-to-completion time) or badly: its breaker and latency. */
   agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null) => void;
+  /** A lease ended: its held time goes to the tenant's usage (usage/ledger.ts). */
+  leaseEnded?: (lease: EndedLease) => void;
   /** Rows that referred to these R2 objects are gone (a purge): the objects go after the commit. */
   blobsReleased: (keys: readonly string[], now: number) => void;
 }

@@ -34,7 +34,14 @@ export class TaskStore {
 
   constructor(sql: SqlStorage, lanes: LaneStore, stats: StatsStore, emit: Emit, timer: (at: number | null) => void, opts: TaskStoreOptions) {
     this.counts = new StatusCountDeltas(sql);
-    this.ctx = new TaskContext(sql, lanes, stats, this.counts, new TaskMoves(this.counts, emit), timer, opts);
+    const leaseEnded = opts.leaseEnded;
+    // Every lease that ends passes here once, whatever ended it (a row leased before leased_at existed has none).
+    const moves = new TaskMoves(this.counts, emit, (t) => {
+      if (leaseEnded === undefined || t.leased_at === null) return;
+      if (t.lane === undefined || t.leased_at === undefined || t.lease_expires_at === undefined) throw new Error(`task ${t.id}: a lease ended without its lane and times`);
+      leaseEnded({ tenant: t.tenant, leasedAt: t.leased_at, expiresAt: t.lease_expires_at, gpu: lanes.get(t.lane).requires.gpu });
+    });
+    this.ctx = new TaskContext(sql, lanes, stats, this.counts, moves, timer, opts);
   }
 
   submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {

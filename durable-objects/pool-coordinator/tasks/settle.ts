@@ -74,14 +74,14 @@ export function settle(ctx: TaskContext, principal: Principal, items: readonly S
 function completeMany(ctx: TaskContext, principal: Principal, items: readonly Extract<Settlement, { action: "complete" }>[], now: number): [string, string][] {
   const retention = ctx.opts.retentionMs();
   const done = ctx.sql
-    .exec<{ seq: number; id: string; tenant: string; agent_id: string | null; created_at: number; leased_at: number | null }>(
+    .exec<{ seq: number; id: string; tenant: string; agent_id: string | null; lane: number; created_at: number; leased_at: number | null; lease_expires_at: null }>(
       `UPDATE tasks SET status = 'succeeded', result = v.result, error = NULL, lease_token = NULL, lease_expires_at = NULL,
          pending_deps = 0, finished_at = ?1, timer_at = ?2, updated_at = ?1
        FROM (SELECT value ->> '$.id' AS id, value ->> '$.token' AS token, value ->> '$.result' AS result FROM json_each(?3)) AS v
        WHERE tasks.id = v.id AND +tasks.status = 'leased' AND tasks.lease_token = v.token AND tasks.lease_expires_at > ?1
          AND (?4 = 1 OR tasks.tenant = ?5)
          AND (?6 = 0 OR tasks.agent_id IN (SELECT agent_id FROM agents WHERE registered_by = ?7))
-       RETURNING tasks.seq, tasks.id, tasks.tenant, tasks.agent_id, tasks.created_at, tasks.leased_at`,
+       RETURNING tasks.seq, tasks.id, tasks.tenant, tasks.agent_id, tasks.lane, tasks.created_at, tasks.leased_at, tasks.lease_expires_at`,
       now,
       now + retention,
       JSON.stringify(items.map((i) => ({ id: i.id, token: i.leaseToken, result: i.result }))),

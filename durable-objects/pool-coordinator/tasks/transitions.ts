@@ -44,6 +44,10 @@ export interface Moving {
   tenant: string;
   /** The agent holding the lease, when the task leaves `leased`. */
   agent_id: string | null;
+  /** When the task leaves `leased`: its lane, when the lease began, and its expiry (null: it cannot have passed). */
+  lane?: number;
+  leased_at?: number | null;
+  lease_expires_at?: number | null;
 }
 
 /** Notes the moves of one transaction: counts and events. */
@@ -51,12 +55,15 @@ export class TaskMoves {
   constructor(
     private readonly counts: StatusCountDeltas,
     private readonly emit: Emit,
+    /** A lease ended (the task left `leased`): usage accounting (usage/ledger.ts). */
+    private readonly leaseEnded: (task: Moving) => void = () => {},
   ) {}
 
   move(transition: TaskTransition, task: Moving, from: TaskStatus | null, to: TaskStatus | null): void {
     if (!allows(transition, from, to)) throw new Error(`task ${task.id}: ${transition} does not go from ${from} to ${to}`);
     this.counts.moved(task.tenant, from, to);
     if (from === "leased" && task.agent_id !== null) this.emit({ type: "lease_released", agentId: task.agent_id });
+    if (from === "leased") this.leaseEnded(task);
     if (from === to) return;
     if (to === "queued") this.emit({ type: "tasks_queued", count: 1 });
     else if (to !== null && isFinal(to)) this.emit({ type: "task_finished", id: task.id, tenant: task.tenant, status: to });
