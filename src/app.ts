@@ -15,6 +15,7 @@ import { taskRoutes } from "./routes/tasks.ts";
 import { payloadRoutes } from "./routes/payloads.ts";
 import { indexRoutes } from "./routes/indexes.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
+import { usageRoutes } from "./routes/usage.ts";
 
 /**
  * The edge Worker: every route is declared once in a `Routes` table that authenticates, rate-limits, checks the
@@ -42,6 +43,7 @@ function declareRoutes(routes: Routes): Routes {
   indexRoutes(routes);
   cacheRoutes(routes);
   workflowRoutes(routes);
+  usageRoutes(routes);
   return routes;
 }
 

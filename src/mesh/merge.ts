@@ -85,10 +85,11 @@ export function mergeMetrics(parts: readonly PoolMetrics[]): PoolMetrics {
   for (const p of parts) {
     for (const u of p.usage ?? []) {
       const held = usage.get(u.tenant);
+      // In milliseconds, so that the sums stay exact.
       if (held) {
         held.tasks += u.tasks;
-        held.taskSeconds += u.taskSeconds;
-        held.gpuSeconds += u.gpuSeconds;
+        held.taskSeconds = Math.round(held.taskSeconds * 1000 + u.taskSeconds * 1000) / 1000;
+        held.gpuSeconds = Math.round(held.gpuSeconds * 1000 + u.gpuSeconds * 1000) / 1000;
       } else usage.set(u.tenant, { ...u });
     }
   }

@@ -6,6 +6,7 @@
  */
 import { unwrap, type Outcome } from "../../contract/errors.ts";
 import type { AgentCounts, PoolConfig, PoolConfigPatch, PoolMetrics, PoolStats, Principal, RedriveOutcome, ShardRecord, StatusCounts, TenantValues, TenantValuesPatch } from "../../contract/records.ts";
+import type { PoolUsage } from "../../contract/usage.ts";
 import type { Calls } from "./calls.ts";
 import { mergeMetrics, mergeStats, sumAgentCounts, sumStatusCounts } from "./merge.ts";
 import type { Coordinator } from "./placement.ts";
@@ -78,6 +79,26 @@ export class Pools {
 
   async updateTenantValues(caller: Principal, pool: string, tenant: string, patch: TenantValuesPatch): Promise<TenantValues> {
     return this.everywhere(pool, (c) => c.updateTenantValues(caller, tenant, patch));
+  }
+
+  /**
+   * A tenant's usage in every pool it is listed in, each added up over every shard that ever served the pool
+   * (milliseconds add exactly); pools where it has none in the window are left out. The caller checked who may ask.
+   */
+  async usage(caller: Principal, tenant: string, from: number, to: number): Promise<PoolUsage[]> {
+    const pools = await this.calls.placement.directory().list(tenant);
+    const ms = (seconds: number) => Math.round(seconds * 1000);
+    const per = await Promise.all(
+      pools.map(async ({ pool }) => {
+        const shards = (await this.calls.placement.list(pool)).shards;
+        const parts = await Promise.all(shards.map(async (shard) => unwrap(await this.calls.on(pool, shard.id, (c) => c.usage(caller, tenant, from, to)))));
+        const found = parts.filter((p): p is PoolUsage => p !== null);
+        if (found.length === 0) return null;
+        const sum = (f: (p: PoolUsage) => number) => found.reduce((n, p) => n + f(p), 0);
+        return { pool, tasks: sum((p) => p.tasks), taskSeconds: sum((p) => ms(p.taskSeconds)) / 1000, gpuSeconds: sum((p) => ms(p.gpuSeconds)) / 1000 };
+      }),
+    );
+    return per.filter((p): p is PoolUsage => p !== null).sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0));
   }
 
   /**

@@ -49,6 +49,7 @@ export const PERMISSIONS: Readonly<Record<string, readonly Role[] | typeof PUBLI
   "POST /v1/tenants/:tenant/keys": ["admin"],
   "GET /v1/tenants/:tenant/keys": ["admin"],
   "DELETE /v1/tenants/:tenant/keys/:id": ["admin"],
+  "GET /v1/tenants/:tenant/usage": ["admin", "auditor", "operator"],
   "POST /v1/auth/token": PUBLIC,
   "GET /v1/cache/:key": TASK_CLIENTS,
   "DELETE /v1/cache/:key": ADMIN_OPERATOR,

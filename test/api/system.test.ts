@@ -92,6 +92,7 @@ describe("/openapi.json", () => {
         "GET /v1/workflows/{id}/result",
         "POST /v1/workflows/{id}/cancel",
         "POST /v1/workflows/{id}/steps/{key}/retry",
+        "GET /v1/tenants/{tenant}/usage",
       ].sort(),
     );
   });

@@ -193,6 +193,8 @@ const FIXTURES: Record<string, Fixture> = {
     own: async () => ({ method: "DELETE", path: `/v1/tenants/${OWN}/keys/${(await createKey(OWN, ["client"])).id}` }),
     other: async () => ({ method: "DELETE", path: `/v1/tenants/${OTHER}/keys/${(await createKey(OTHER, ["client"])).id}` }),
   },
+  // Another tenant's usage: 404 for its admin and auditor, but an operator sees every tenant's (test/governor/usage.test.ts).
+  "GET /v1/tenants/:tenant/usage": { own: async () => ({ method: "GET", path: `/v1/tenants/${OWN}/usage` }) },
   "POST /v1/auth/token": publicRoute("POST", "/v1/auth/token", { apiKey: "daa.nobody.AAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
   "GET /v1/indexes": { own: async () => ({ method: "GET", path: "/v1/indexes" }) },
   // Index names are the caller's tenant's: a PUT of another tenant's name makes an index of the caller's own.
