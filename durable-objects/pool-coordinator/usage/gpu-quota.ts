@@ -32,7 +32,8 @@ export function retryAfterSeconds(w: GpuWindow, limitMs: number): number {
   if (limitMs <= 0) waitMs = HOUR_MS;
   else if (w.current >= limitMs) waitMs = HOUR_MS - w.elapsed + HOUR_MS * (1 - limitMs / w.current);
   else waitMs = HOUR_MS * (1 - (limitMs - w.current) / w.previous) - w.elapsed;
-  return Math.max(1, Math.ceil(waitMs / 1000));
+  // Strictly past the moment it reaches the limit: whole seconds, rounded down, plus one.
+  return Math.max(1, Math.floor(waitMs / 1000) + 1);
 }
 
 /** The tenant's window now: settled buckets plus what its leased GPU tasks held so far. */
