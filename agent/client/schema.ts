@@ -793,6 +793,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's task-seconds and GPU-seconds per pool over a window (default the last 24 hours) */
+        get: operations["getV1TenantsTenantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1318,6 +1335,22 @@ export interface components {
         Workflows: {
             workflows: components["schemas"]["Workflow"][];
             cursor: string | null;
+        };
+        UsageReport: {
+            tenant: string;
+            /** @description ISO 8601, the window's start as asked (the hour buckets that overlap the window count whole) */
+            from: string;
+            to: string;
+            pools: components["schemas"]["PoolUsage"][];
+        };
+        PoolUsage: {
+            pool: string;
+            /** @description leases that ended in the window (complete, fail, expiry, release, cancel) */
+            tasks: number;
+            /** @description seconds the tasks were held, lease to settle */
+            taskSeconds: number;
+            /** @description taskSeconds times each task's requires.gpu */
+            gpuSeconds: number;
         };
     };
     responses: {
@@ -3686,6 +3719,42 @@ export interface operations {
             404: components["responses"]["NotFound"];
             /** @description lease_lost, invalid_transition or conflict: the step has not failed */
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1TenantsTenantUsage: {
+        parameters: {
+            query?: {
+                /** @description start of the window (default: `to` minus 24 hours) */
+                from?: string;
+                /** @description end of the window, exclusive (default: now) */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the usage, per pool the tenant used in the window */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description invalid_request: bad from or to */
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: another tenant */
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];
