@@ -33,6 +33,7 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
 
   const key = await ok(step("POST /v1/tenants/:tenant/keys", api.POST("/v1/tenants/{tenant}/keys", { params: { path: { tenant } }, body: { name: "program", roles: ["client"] } })));
   await step("GET /v1/tenants/:tenant/keys", api.GET("/v1/tenants/{tenant}/keys", { params: { path: { tenant } } }));
+  await step("GET /v1/tenants/:tenant/usage", api.GET("/v1/tenants/{tenant}/usage", { params: { path: { tenant }, query: { from: "2026-01-01T00:00:00Z", to: String(Date.now()) } } }));
   await step("POST /v1/auth/token", api.POST("/v1/auth/token", { body: { apiKey: key.key } }));
   await step("DELETE /v1/tenants/:tenant/keys/:id", api.DELETE("/v1/tenants/{tenant}/keys/{id}", { params: { path: { tenant, id: key.id } } }));
 
