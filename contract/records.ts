@@ -85,6 +85,8 @@ export interface TaskInput {
   timeoutMs: number;
   delayMs: number;
   dependsOn: string[];
+  /** Round robin key inside a priority (tasks/fairness.ts); absent: the tenant. */
+  fairnessKey?: string;
 }
 
 interface TaskFields {
@@ -224,7 +226,12 @@ export interface PoolConfig {
   gossip: GossipConfig;
   /** Which task types' results are cached, and for how long at each level (API.md, "Caches and vector indexes"). */
   cache: CacheConfig;
+  /** Serving order inside a priority: round robin over fairness keys by weight (the default), or arrival order. */
+  scheduling: Scheduling;
 }
+
+export const SCHEDULINGS = ["fair", "fifo"] as const;
+export type Scheduling = (typeof SCHEDULINGS)[number];
 
 export const GOSSIP_TOPOLOGIES = ["auto", "star", "ring", "mesh"] as const;
 export type GossipSetting = (typeof GOSSIP_TOPOLOGIES)[number];

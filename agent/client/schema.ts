@@ -950,6 +950,8 @@ export interface components {
             delayMs?: number;
             /** @description ids of tasks in the same pool. Default: []. */
             dependsOn?: string[];
+            /** @description fair scheduling: tasks are served round robin over their keys (default the tenant) */
+            fairnessKey?: string;
             /** @description true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache */
             cache?: boolean;
             /** @description tags a purge can name (POST /v1/cache/purge) */
@@ -1132,6 +1134,11 @@ export interface components {
             requireClientCert: boolean;
             gossip: components["schemas"]["GossipConfig"];
             cache: components["schemas"]["CacheConfig"];
+            /**
+             * @description serving order inside a priority: fair (round robin over fairnessKey by weight, the default) or fifo
+             * @enum {string}
+             */
+            scheduling: "fair" | "fifo";
         };
         GossipConfig: {
             /** @description time between a shard's anti-entropy rounds */
@@ -2616,6 +2623,8 @@ export interface operations {
                     retentionMs?: number;
                     maxUnfinishedPerTenant?: number;
                     requireClientCert?: boolean;
+                    /** @enum {string} */
+                    scheduling?: "fair" | "fifo";
                     gossip?: {
                         intervalMs?: number;
                         fanout?: number;

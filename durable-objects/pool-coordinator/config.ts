@@ -15,6 +15,7 @@ export const DEFAULT_CONFIG: PoolConfig = {
   requireClientCert: false,
   gossip: { intervalMs: 1_000, fanout: 2, topology: "auto" },
   cache: DEFAULT_CACHE_CONFIG,
+  scheduling: "fair",
 };
 
 

@@ -121,6 +121,7 @@ export class PoolCore {
       shard,
       random01: host.random01 ?? random01,
       retentionMs: () => this.config().retentionMs,
+      scheduling: () => this.config().scheduling,
       // Each active shard enforces its share of the tenant's quota (the gateway tries another when one is full).
       maxUnfinished: (tenant) => Math.ceil(this.tenants.maxUnfinished(tenant) / this.peers.activeCount()),
       quotaShards: () => this.peers.activeCount(),

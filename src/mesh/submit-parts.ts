@@ -19,6 +19,8 @@ export interface Submission {
   timeoutMs: number;
   delayMs: number;
   dependsOn: string[];
+  /** Round robin key inside a priority (default the tenant). */
+  fairnessKey?: string | undefined;
   /** Set by the output cache for a cacheable task that missed (cache/submit.ts): what its success fills. */
   fill?: CacheFill | undefined;
   /** A workflow step's task (contract/workflows.ts): its end is reported to the run. */

@@ -123,6 +123,7 @@ export class Submitter {
         timeoutMs: task.timeoutMs,
         delayMs: task.delayMs,
         dependsOn: task.dependsOn,
+        ...(task.fairnessKey !== undefined ? { fairnessKey: task.fairnessKey } : {}),
         ...shared,
         ...(task.fill ? { cache: task.fill } : {}),
         ...(task.workflow ? { workflow: task.workflow } : {}),

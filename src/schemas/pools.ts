@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AGENT_STATES, GOSSIP_TOPOLOGIES, STRATEGIES } from "../../contract/records.ts";
+import { AGENT_STATES, GOSSIP_TOPOLOGIES, SCHEDULINGS, STRATEGIES } from "../../contract/records.ts";
 import { TenantName } from "./auth.ts";
 import { intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
 import { Task, TaskStatus, TaskType } from "./tasks.ts";
@@ -77,6 +77,7 @@ export const PoolConfigSchema = z
     requireClientCert: z.boolean().describe("agent operations need a client certificate Cloudflare verified (mTLS)"),
     gossip: GossipSchema,
     cache: CacheConfigSchema,
+    scheduling: z.enum(SCHEDULINGS).describe("serving order inside a priority: fair (round robin over fairnessKey by weight, the default) or fifo"),
   })
   .meta({ id: "PoolConfig" });
 
@@ -89,6 +90,7 @@ export const PoolConfigPatch = z.strictObject({
   retentionMs: intIn(60_000, 365 * DAY_MS).optional(),
   maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
   requireClientCert: z.boolean().optional(),
+  scheduling: z.enum(SCHEDULINGS).optional(),
   gossip: z
     .strictObject({
       intervalMs: intIn(100, 600_000).optional(),

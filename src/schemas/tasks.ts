@@ -35,6 +35,7 @@ export const SubmitTask = z
     timeoutMs: intIn(1000, 3_600_000).default(30_000).describe("lease length"),
     delayMs: intIn(0, THIRTY_DAYS_MS).default(0),
     dependsOn: z.array(TaskId).max(100).default([]).describe("ids of tasks in the same pool"),
+    fairnessKey: wellFormed(z.string().min(1).max(128)).optional().describe("fair scheduling: tasks are served round robin over their keys (default the tenant)"),
     cache: z.boolean().optional().describe("true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache"),
     cacheTags: z.array(z.string().min(1).max(64)).max(16).optional().describe("tags a purge can name (POST /v1/cache/purge)"),
     cacheVersion: z.string().max(128).optional().describe('part of the cache key (default ""): a new version misses by construction'),

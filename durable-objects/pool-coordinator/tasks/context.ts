@@ -22,6 +22,8 @@ export interface TaskStoreOptions {
   agentOutcome: (agentId: string, ok: boolean, latencyMs: number | null) => void;
   /** A lease ended: its held time goes to the tenant's usage (usage/ledger.ts). */
   leaseEnded?: (lease: EndedLease) => void;
+  /** The pool's serving order inside a priority (tasks/fairness.ts): fair by key, or plain arrival order. */
+  scheduling: () => "fair" | "fifo";
   /** Rows that referred to these R2 objects are gone (a purge): the objects go after the commit. */
   blobsReleased: (keys: readonly string[], now: number) => void;
 }

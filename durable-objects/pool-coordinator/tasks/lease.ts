@@ -3,15 +3,21 @@ import { randomToken } from "../../../lib/random.ts";
 import { mergeReady, type AgentFit, type ReadyRef } from "../queue-rules.ts";
 import { anyNeedsResources, fitsIn, holdings, minus } from "../allocation.ts";
 import type { TaskContext } from "./context.ts";
+import { readyFair } from "./fairness.ts";
 import type { TaskRow } from "./rows.ts";
 
 /** Most leases one statement writes (its JSON parameter stays far below the 2 MB a bound string may have). */
 export const LEASE_CHUNK = 1024;
 
-/** The first `n` ready tasks an agent of this fit may take, in serving order, with their lanes. Reads only. */
+/**
+ * The first `n` ready tasks an agent of this fit may take, in serving order, with their lanes. Reads only. The
+ * order is the pool's `scheduling`: fair (tasks/fairness.ts) or priority then arrival.
+ */
 export function ready(ctx: TaskContext, agent: AgentFit, n: number): (ReadyRef & { lane: number })[] {
   if (n <= 0) return [];
-  const heads = ctx.lanes.fitting(agent).map((lane) =>
+  const lanes = ctx.lanes.fitting(agent);
+  if (ctx.opts.scheduling() === "fair") return readyFair(ctx, lanes.map((lane) => lane.id), n);
+  const heads = lanes.map((lane) =>
     ctx.sql
       .exec<{ seq: number; priority: number; lane: number }>(
         "SELECT seq, priority, lane FROM tasks WHERE lane = ? AND status = 'queued' ORDER BY priority DESC, seq LIMIT ?",

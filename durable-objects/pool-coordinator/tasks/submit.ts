@@ -110,11 +110,11 @@ function insertPlain(ctx: TaskContext, tenant: string, inputs: readonly TaskInpu
   });
   ctx.sql.exec(
     `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
-       depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
+       depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at, fairness_key)
      SELECT value ->> '$[0]', value ->> '$[1]', ?2, value ->> '$[2]', value ->> '$[3]', value ->> '$[4]', value ->> '$[5]',
-       value ->> '$[6]', value ->> '$[7]', NULL, '[]', 0, NULL, value ->> '$[8]', value ->> '$[8]', ?3, ?3, NULL
+       value ->> '$[6]', value ->> '$[7]', NULL, '[]', 0, NULL, value ->> '$[8]', value ->> '$[8]', ?3, ?3, NULL, value ->> '$[9]'
      FROM json_each(?1) ORDER BY key`,
-    JSON.stringify(rows.map((r) => [r.id, r.lane, r.type, r.status, r.priority, r.payload, r.max_attempts, r.timeout_ms, r.run_after])),
+    JSON.stringify(rows.map((r, i) => [r.id, r.lane, r.type, r.status, r.priority, r.payload, r.max_attempts, r.timeout_ms, r.run_after, inputs[i]!.fairnessKey ?? ""])),
     tenant,
     now,
   );
@@ -146,8 +146,8 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
   const row = ctx.sql
     .exec<TaskRow>(
       `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
-         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at, fairness_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       input.id ?? newTaskId(ctx.opts.pool, ctx.opts.shard),
       lane.id,
       tenant,
@@ -166,6 +166,7 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
       now,
       now,
       finishedAt,
+      input.fairnessKey ?? "",
     )
     .one();
   ctx.moves.move("submit", row, null, status);
