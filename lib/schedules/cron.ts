@@ -81,3 +81,31 @@ export function dueSlots(cron: string, timezone: string, from: number, now: numb
   }
   return latest === null ? null : { latest, count };
 }
+
+/** How late a slot may fire and still count as on time (an alarm runs a little after its time, or the object was busy). */
+export const ON_TIME_MS = 60_000;
+
+export interface DuePlan {
+  /** The slot to run now, or null. */
+  fire: number | null;
+  /** A slot recorded as skipped (reason `missed`): the latest missed one under catch-up `skip`. */
+  missed: number | null;
+  /** How many slots were due (the one fired included). */
+  due: number;
+  /** The first slot after the ones handled. */
+  next: number | null;
+}
+
+/**
+ * What the schedule does at `now` with the slots from `from` on (`from` itself included). The latest due slot
+ * is the only candidate: an earlier one was missed (the mesh was down, the schedule paused). Catch-up `one` runs
+ * the latest once whenever it was; `skip` runs it only when it is on time (at most {@link ON_TIME_MS} late).
+ */
+export function planDue(cron: string, timezone: string, from: number, now: number, catchUp: "skip" | "one"): DuePlan {
+  const slots = dueSlots(cron, timezone, from, now);
+  if (!slots) return { fire: null, missed: null, due: 0, next: nextSlot(cron, timezone, from - 1) };
+  const next = nextSlot(cron, timezone, Math.max(slots.latest, now));
+  const onTime = now - slots.latest <= ON_TIME_MS;
+  if (onTime || catchUp === "one") return { fire: slots.latest, missed: null, due: slots.count, next };
+  return { fire: null, missed: slots.latest, due: slots.count, next };
+}
