@@ -21,7 +21,6 @@ const MIGRATIONS = [
   ) WITHOUT ROWID;
   CREATE INDEX schedules_by_next ON schedules (next_run_at) WHERE paused = 0 AND next_run_at IS NOT NULL;
   CREATE INDEX schedules_by_created ON schedules (created_at, id);
-  CREATE INDEX runs_by_at ON runs (schedule_id, at);
   CREATE TABLE runs (
     schedule_id TEXT NOT NULL,
     slot INTEGER NOT NULL,
@@ -35,6 +34,7 @@ const MIGRATIONS = [
     retry_at INTEGER,
     PRIMARY KEY (schedule_id, trigger, slot)
   ) WITHOUT ROWID;
+  CREATE INDEX runs_by_at ON runs (schedule_id, at);
   CREATE INDEX runs_pending ON runs (retry_at) WHERE status = 'pending';
   `,
 ];
