@@ -57,29 +57,26 @@ export function nextSlot(cron: string, timezone: string, after: number): number 
   return null;
 }
 
+/** Windows {@link latestSlot} looks back over, shortest first: a frequent pattern is found in the first. */
+const LOOK_BACK_MS = [3_600_000, 86_400_000, 32 * 86_400_000, 366 * 86_400_000, 5 * 366 * 86_400_000];
+
 /**
- * The slots due at `now` from `from` on (`from` itself included): the latest one, and how many there are
- * (counted up to `limit`; a long downtime under a frequent pattern is not walked slot by slot past it).
+ * The latest slot in [`from`, `now`], or null. It walks forward from a short window before `now` (widened
+ * until it finds one, never before `from`), so a long downtime under a frequent pattern costs a few slots, not
+ * one step per missed slot.
  */
-export function dueSlots(cron: string, timezone: string, from: number, now: number, limit = 10_000): { latest: number; count: number } | null {
-  let latest: number | null = null;
-  let count = 0;
-  let at = nextSlot(cron, timezone, from - 1);
-  while (at !== null && at <= now) {
-    latest = at;
-    count++;
-    if (count >= limit) {
-      // Too many to walk: the latest is the last slot of the final day before now.
-      let tail = nextSlot(cron, timezone, Math.max(at, now - 24 * 3600_000));
-      while (tail !== null && tail <= now) {
-        latest = tail;
-        tail = nextSlot(cron, timezone, tail);
-      }
-      break;
+export function latestSlot(cron: string, timezone: string, from: number, now: number): number | null {
+  for (const window of [...LOOK_BACK_MS, Number.POSITIVE_INFINITY]) {
+    const start = Math.max(from, now - window);
+    let latest: number | null = null;
+    let at = nextSlot(cron, timezone, start - 1);
+    while (at !== null && at <= now) {
+      latest = at;
+      at = nextSlot(cron, timezone, at);
     }
-    at = nextSlot(cron, timezone, at);
+    if (latest !== null || start === from) return latest;
   }
-  return latest === null ? null : { latest, count };
+  return null;
 }
 
 /** How late a slot may fire and still count as on time (an alarm runs a little after its time, or the object was busy). */
@@ -90,9 +87,7 @@ export interface DuePlan {
   fire: number | null;
   /** A slot recorded as skipped (reason `missed`): the latest missed one under catch-up `skip`. */
   missed: number | null;
-  /** How many slots were due (the one fired included). */
-  due: number;
-  /** The first slot after the ones handled. */
+  /** The first slot after `now`. */
   next: number | null;
 }
 
@@ -102,10 +97,9 @@ export interface DuePlan {
  * the latest once whenever it was; `skip` runs it only when it is on time (at most {@link ON_TIME_MS} late).
  */
 export function planDue(cron: string, timezone: string, from: number, now: number, catchUp: "skip" | "one"): DuePlan {
-  const slots = dueSlots(cron, timezone, from, now);
-  if (!slots) return { fire: null, missed: null, due: 0, next: nextSlot(cron, timezone, from - 1) };
-  const next = nextSlot(cron, timezone, Math.max(slots.latest, now));
-  const onTime = now - slots.latest <= ON_TIME_MS;
-  if (onTime || catchUp === "one") return { fire: slots.latest, missed: null, due: slots.count, next };
-  return { fire: null, missed: slots.latest, due: slots.count, next };
+  const latest = latestSlot(cron, timezone, from, now);
+  const next = nextSlot(cron, timezone, Math.max(from - 1, now));
+  if (latest === null) return { fire: null, missed: null, next };
+  if (now - latest <= ON_TIME_MS || catchUp === "one") return { fire: latest, missed: null, next };
+  return { fire: null, missed: latest, next };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cronProblems, dueSlots, nextSlot, ON_TIME_MS, planDue } from "../../lib/schedules/cron";
+import { cronProblems, latestSlot, nextSlot, ON_TIME_MS, planDue } from "../../lib/schedules/cron";
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -51,17 +51,26 @@ describe("cron slots (croner, inside workerd)", () => {
     expect(cronProblems("nope", "Nowhere/Land").map((p) => p.field).sort()).toEqual(["cron", "timezone"]);
   });
 
-  it("due slots and catch-up", () => {
+  it("the latest due slot and catch-up", () => {
     const from = at("2026-01-01T00:00:00Z");
     const now = at("2026-01-01T05:30:00Z");
-    expect(dueSlots("0 * * * *", "UTC", from, now)).toEqual({ latest: at("2026-01-01T05:00:00Z"), count: 6 });
-    expect(planDue("0 * * * *", "UTC", from, now, "one")).toEqual({ fire: at("2026-01-01T05:00:00Z"), missed: null, due: 6, next: at("2026-01-01T06:00:00Z") });
-    expect(planDue("0 * * * *", "UTC", from, now, "skip")).toEqual({ fire: null, missed: at("2026-01-01T05:00:00Z"), due: 6, next: at("2026-01-01T06:00:00Z") });
+    expect(latestSlot("0 * * * *", "UTC", from, now)).toBe(at("2026-01-01T05:00:00Z"));
+    expect(latestSlot("0 * * * *", "UTC", at("2026-01-01T05:30:01Z"), at("2026-01-01T05:59:59Z"))).toBeNull();
+    // `from` itself is due.
+    expect(latestSlot("0 * * * *", "UTC", at("2026-01-01T05:00:00Z"), at("2026-01-01T05:00:00Z"))).toBe(at("2026-01-01T05:00:00Z"));
+    // A yearly pattern found over a long look-back, and never before `from`.
+    expect(latestSlot("0 0 1 1 *", "UTC", at("2020-06-01T00:00:00Z"), at("2026-03-01T00:00:00Z"))).toBe(at("2026-01-01T00:00:00Z"));
+    expect(latestSlot("0 0 1 1 *", "UTC", at("2026-01-01T00:00:01Z"), at("2026-12-31T00:00:00Z"))).toBeNull();
+    expect(planDue("0 * * * *", "UTC", from, now, "one")).toEqual({ fire: at("2026-01-01T05:00:00Z"), missed: null, next: at("2026-01-01T06:00:00Z") });
+    expect(planDue("0 * * * *", "UTC", from, now, "skip")).toEqual({ fire: null, missed: at("2026-01-01T05:00:00Z"), next: at("2026-01-01T06:00:00Z") });
     const onTime = at("2026-01-01T05:00:00Z") + ON_TIME_MS;
     expect(planDue("0 * * * *", "UTC", at("2026-01-01T04:00:01Z"), onTime, "skip").fire).toBe(at("2026-01-01T05:00:00Z"));
-    expect(planDue("0 * * * *", "UTC", at("2026-01-01T05:00:01Z"), onTime, "skip")).toEqual({ fire: null, missed: null, due: 0, next: at("2026-01-01T06:00:00Z") });
-    // A long downtime under a frequent pattern is not walked slot by slot past the limit.
-    const long = dueSlots("* * * * *", "UTC", from, at("2026-03-01T00:00:30Z"), 1000);
-    expect(long).toEqual({ latest: at("2026-03-01T00:00:00Z"), count: 1000 });
+    expect(planDue("0 * * * *", "UTC", at("2026-01-01T04:00:01Z"), onTime + 1, "skip").fire).toBeNull();
+    expect(planDue("0 * * * *", "UTC", at("2026-01-01T05:00:01Z"), onTime, "skip")).toEqual({ fire: null, missed: null, next: at("2026-01-01T06:00:00Z") });
+  });
+
+  it("finds the latest slot after a long downtime under a frequent pattern (from a short look-back window)", () => {
+    expect(latestSlot("* * * * *", "UTC", at("2026-01-01T00:00:00Z"), at("2026-03-01T00:00:30Z"))).toBe(at("2026-03-01T00:00:00Z"));
+    expect(planDue("*/5 * * * *", "Europe/Paris", at("2025-01-01T00:00:00Z"), at("2026-03-01T00:02:00Z"), "one").fire).toBe(at("2026-03-01T00:00:00Z"));
   });
 });
