@@ -15,6 +15,7 @@ import { taskRoutes } from "./routes/tasks.ts";
 import { payloadRoutes } from "./routes/payloads.ts";
 import { indexRoutes } from "./routes/indexes.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
+import { scheduleRoutes } from "./routes/schedules.ts";
 import { usageRoutes } from "./routes/usage.ts";
 
 /**
@@ -43,6 +44,7 @@ function declareRoutes(routes: Routes): Routes {
   indexRoutes(routes);
   cacheRoutes(routes);
   workflowRoutes(routes);
+  scheduleRoutes(routes);
   usageRoutes(routes);
   return routes;
 }

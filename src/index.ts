@@ -8,6 +8,7 @@ export { KeyIndex } from "../durable-objects/key-index/index.ts";
 export { VectorIndex } from "../durable-objects/vector-index/index.ts";
 export { CacheIndex } from "../durable-objects/cache-index/index.ts";
 export { WorkflowCoordinator } from "../durable-objects/workflow-coordinator/index.ts";
+export { Scheduler } from "../durable-objects/scheduler/index.ts";
 export { MeshEntrypoint } from "./entrypoint.ts";
 
 const app = createApp();

@@ -793,6 +793,93 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the tenant's schedules, oldest first */
+        get: operations["getV1Schedules"];
+        put?: never;
+        /** Create a schedule: a task or a workflow on a cron pattern */
+        post: operations["postV1Schedules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule with its recent runs */
+        get: operations["getV1SchedulesId"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule and its runs (tasks and workflows it started stay) */
+        delete: operations["deleteV1SchedulesId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a schedule: its cron slots do not run */
+        post: operations["postV1SchedulesIdPause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a schedule from now on */
+        post: operations["postV1SchedulesIdResume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a schedule now (subject to its overlap policy; nextRunAt unchanged) */
+        post: operations["postV1SchedulesIdTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/usage": {
         parameters: {
             query?: never;
@@ -1342,6 +1429,100 @@ export interface components {
         Workflows: {
             workflows: components["schemas"]["Workflow"][];
             cursor: string | null;
+        };
+        Schedule: {
+            id: string;
+            name: string | null;
+            tenant: string;
+            cron: string;
+            timezone: string;
+            /** @description the task each run submits (defaults applied) */
+            task?: {
+                [key: string]: unknown;
+            };
+            /** @description the workflow each run starts */
+            workflow?: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            overlap: "skip" | "allow";
+            /** @enum {string} */
+            catchUp: "skip" | "one";
+            paused: boolean;
+            nextRunAt: string | null;
+            lastRunAt: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601
+             */
+            createdAt: string;
+            /** @description the last 20, newest first */
+            runs: {
+                /**
+                 * Format: date-time
+                 * @description the cron slot, or the time of a trigger
+                 */
+                slot: string;
+                trigger: boolean;
+                /** @enum {string} */
+                status: "pending" | "submitted" | "skipped";
+                /** @description why it was skipped: overlap, missed, failed: <error> */
+                reason: string | null;
+                taskId: string | null;
+                workflowId: string | null;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601
+                 */
+                at: string;
+            }[];
+        };
+        CreateSchedule: {
+            name?: string | null;
+            /** @description 5 fields: minute hour day-of-month month day-of-week */
+            cron: string;
+            /** @description an IANA time zone name. Default: "UTC". */
+            timezone?: string;
+            /** @description a POST /v1/tasks body; its idempotencyKey is replaced by the run's */
+            task?: components["schemas"]["SubmitTask"];
+            /** @description a POST /v1/workflows body; its idempotencyKey is replaced by the run's */
+            workflow?: components["schemas"]["StartWorkflow"];
+            /**
+             * @description skip: no run while the previous one's task or workflow is not final. Default: "skip".
+             * @enum {string}
+             */
+            overlap?: "skip" | "allow";
+            /**
+             * @description after downtime: skip the missed slots, or run one of them. Default: "skip".
+             * @enum {string}
+             */
+            catchUp?: "skip" | "one";
+        };
+        Schedules: {
+            schedules: components["schemas"]["Schedule"][];
+            cursor: string | null;
+        };
+        ScheduleTrigger: {
+            schedule: components["schemas"]["Schedule"];
+            run: {
+                /**
+                 * Format: date-time
+                 * @description the cron slot, or the time of a trigger
+                 */
+                slot: string;
+                trigger: boolean;
+                /** @enum {string} */
+                status: "pending" | "submitted" | "skipped";
+                /** @description why it was skipped: overlap, missed, failed: <error> */
+                reason: string | null;
+                taskId: string | null;
+                workflowId: string | null;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601
+                 */
+                at: string;
+            };
         };
         UsageReport: {
             tenant: string;
@@ -3728,6 +3909,216 @@ export interface operations {
             404: components["responses"]["NotFound"];
             /** @description lease_lost, invalid_transition or conflict: the step has not failed */
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1Schedules: {
+        parameters: {
+            query?: {
+                /** @description Default: 50. */
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of schedules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedules"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1Schedules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSchedule"];
+            };
+        };
+        responses: {
+            /** @description created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    getV1SchedulesId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such schedule */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    deleteV1SchedulesId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                        id: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such schedule */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1SchedulesIdPause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the schedule, paused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such schedule */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1SchedulesIdResume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the schedule, running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such schedule */
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["OtherError"];
+        };
+    };
+    postV1SchedulesIdTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the schedule and the run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleTrigger"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description not_found: no such schedule */
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["OtherError"];

@@ -92,6 +92,13 @@ describe("/openapi.json", () => {
         "GET /v1/workflows/{id}/result",
         "POST /v1/workflows/{id}/cancel",
         "POST /v1/workflows/{id}/steps/{key}/retry",
+        "POST /v1/schedules",
+        "GET /v1/schedules",
+        "GET /v1/schedules/{id}",
+        "POST /v1/schedules/{id}/pause",
+        "POST /v1/schedules/{id}/resume",
+        "POST /v1/schedules/{id}/trigger",
+        "DELETE /v1/schedules/{id}",
         "GET /v1/tenants/{tenant}/usage",
       ].sort(),
     );

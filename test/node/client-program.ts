@@ -5,7 +5,7 @@
 import { ok, type MeshApi, type Schemas } from "../../agent/client/index.ts";
 
 /** The status each step of the program expects: 201 for what it creates; the connect route refuses a request without Upgrade (400). */
-const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards", "PUT /v1/indexes/:index", "POST /v1/workflows"]);
+const CREATED = new Set(["POST /v1/tasks", "POST /v1/tasks/batch", "POST /v1/tenants/:tenant/keys", "POST /v1/pools/:pool/agents", "POST /v1/pools/:pool/shards", "PUT /v1/indexes/:index", "POST /v1/workflows", "POST /v1/schedules"]);
 /** A running workflow: its result is not final yet (202), and its steps have not failed, so none can be retried (409). */
 const OTHER: Record<string, number> = { "GET /v1/workflows/:id/result": 202, "POST /v1/workflows/:id/steps/:key/retry": 409 };
 export function expectedStatus(route: string): number {
@@ -110,6 +110,15 @@ export async function everyRoute(api: MeshApi, { pool, tenant }: { pool: string;
   await step("GET /v1/workflows/:id/result", api.GET("/v1/workflows/{id}/result", { params: { path: { id: workflow.id }, query: { waitMs: 0 } } }));
   await step("POST /v1/workflows/:id/steps/:key/retry", api.POST("/v1/workflows/{id}/steps/{key}/retry", { params: { path: { id: workflow.id, key: "second" } } }));
   await step("POST /v1/workflows/:id/cancel", api.POST("/v1/workflows/{id}/cancel", wf));
+
+  const schedule = await ok(step("POST /v1/schedules", api.POST("/v1/schedules", { body: { name: "program", cron: "0 3 * * *", timezone: "Europe/Paris", task: { type: `${pool}.nightly` } } })));
+  const sch = { params: { path: { id: schedule.id } } };
+  await step("GET /v1/schedules", api.GET("/v1/schedules", { params: { query: { limit: 5 } } }));
+  await step("GET /v1/schedules/:id", api.GET("/v1/schedules/{id}", sch));
+  await step("POST /v1/schedules/:id/pause", api.POST("/v1/schedules/{id}/pause", sch));
+  await step("POST /v1/schedules/:id/resume", api.POST("/v1/schedules/{id}/resume", sch));
+  await step("POST /v1/schedules/:id/trigger", api.POST("/v1/schedules/{id}/trigger", sch));
+  await step("DELETE /v1/schedules/:id", api.DELETE("/v1/schedules/{id}", sch));
 
   await step("GET /v1/audit", api.GET("/v1/audit", { params: { query: { limit: 5 } } }));
   await step("GET /v1/audit/verify", api.GET("/v1/audit/verify"));

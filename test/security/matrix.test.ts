@@ -113,6 +113,18 @@ const workflowRoute = (method: string, suffix: string, body?: unknown): Fixture 
   other: async () => ({ method, path: `/v1/workflows/${await workflowOf(other)}${suffix}`, body }),
 });
 
+/** An hourly schedule of the tenant of `keys` (made with its operator key). */
+async function scheduleOf(keys: RoleKeys): Promise<string> {
+  const res = await as(keys.operator, "POST", "/v1/schedules", { cron: "0 * * * *", task: { type: `${SHARED_POOL}.work` } });
+  if (res.status !== 201) throw new Error(`creating a schedule answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
+
+const scheduleRoute = (method: string, suffix: string): Fixture => ({
+  own: async () => ({ method, path: `/v1/schedules/${await scheduleOf(own)}${suffix}` }),
+  other: async () => ({ method, path: `/v1/schedules/${await scheduleOf(other)}${suffix}` }),
+});
+
 const FIXTURES: Record<string, Fixture> = {
   "POST /v1/tasks": { own: async () => ({ method: "POST", path: "/v1/tasks", body: { type: `${SHARED_POOL}.work` } }) },
   "POST /v1/tasks/batch": { own: async () => ({ method: "POST", path: "/v1/tasks/batch", body: { tasks: [{ type: `${SHARED_POOL}.work` }] } }) },
@@ -227,6 +239,13 @@ const FIXTURES: Record<string, Fixture> = {
   "POST /v1/workflows/:id/cancel": workflowRoute("POST", "/cancel"),
   // A step that has not failed cannot be retried: past authorisation the caller gets 409.
   "POST /v1/workflows/:id/steps/:key/retry": workflowRoute("POST", "/steps/only/retry"),
+  "POST /v1/schedules": { own: async () => ({ method: "POST", path: "/v1/schedules", body: { cron: "0 * * * *", task: { type: `${SHARED_POOL}.work` } } }) },
+  "GET /v1/schedules": { own: async () => ({ method: "GET", path: "/v1/schedules" }) },
+  "GET /v1/schedules/:id": scheduleRoute("GET", ""),
+  "POST /v1/schedules/:id/pause": scheduleRoute("POST", "/pause"),
+  "POST /v1/schedules/:id/resume": scheduleRoute("POST", "/resume"),
+  "POST /v1/schedules/:id/trigger": scheduleRoute("POST", "/trigger"),
+  "DELETE /v1/schedules/:id": scheduleRoute("DELETE", ""),
   "GET /metrics": { own: async () => ({ method: "GET", path: "/metrics" }) },
   "GET /healthz": publicRoute("GET", "/healthz"),
   "GET /openapi.json": publicRoute("GET", "/openapi.json"),
