@@ -954,6 +954,14 @@ export interface components {
                     retryAfterSeconds: number;
                     /** @description scope quota: the tenant's quota in the pool */
                     quota?: number;
+                    /** @description scope gpu_quota: the tenant's GPU-seconds per hour in the pool */
+                    gpuSecondsPerHour?: number;
+                    /** @description scope gpu_quota: its GPU-seconds over the last hour (settled and held) */
+                    usedGpuSeconds?: number;
+                    /** @description scope gpu_quota: the first input that requires a GPU (`requires.gpu`, or `tasks.<n>.requires.gpu` in a batch) */
+                    field?: string;
+                    /** @description scope gpu_quota: how many of the inputs require a GPU */
+                    gpuTasks?: number;
                 };
             };
         };

@@ -73,6 +73,10 @@ export const RateLimitErrorSchema = z
         scope: z.enum(["credential", "tenant", "address", "quota", "gpu_quota"]).describe("which limit: the credential's, the tenant's, the client address's (no credential), the tenant's quota of unfinished tasks, or its GPU-seconds"),
         retryAfterSeconds: z.number().int().describe("the same as the Retry-After header"),
         quota: z.number().int().optional().describe("scope quota: the tenant's quota in the pool"),
+        gpuSecondsPerHour: z.number().optional().describe("scope gpu_quota: the tenant's GPU-seconds per hour in the pool"),
+        usedGpuSeconds: z.number().optional().describe("scope gpu_quota: its GPU-seconds over the last hour (settled and held)"),
+        field: z.string().optional().describe("scope gpu_quota: the first input that requires a GPU (`requires.gpu`, or `tasks.<n>.requires.gpu` in a batch)"),
+        gpuTasks: z.number().int().optional().describe("scope gpu_quota: how many of the inputs require a GPU"),
       }),
     }),
   })

@@ -143,6 +143,7 @@ describe("pool config", () => {
       retentionMs: 604800000,
       maxUnfinishedPerTenant: 1000000,
       requireClientCert: false,
+      scheduling: "fair",
       gossip: { intervalMs: 1000, fanout: 2, topology: "auto" },
       cache: { types: [], ttlMs: { l1: 3_600_000, l2: 86_400_000, l3: 604_800_000 }, semantic: { types: [], index: null, threshold: 0.95, model: null } },
     });
