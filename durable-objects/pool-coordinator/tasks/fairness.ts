@@ -13,7 +13,8 @@
  *
  * Reading what to serve next walks the partial index `fair_keys_order` and, per key, `tasks_fair` (lane,
  * priority, tenant, key, seq): O(log n) per task whatever the number of queued tasks. Keys of all the lanes an
- * agent accepts are compared by priority, then round, then tenant and key.
+ * agent accepts are compared by priority, then round, then tenant and key; one key's lanes (its tasks of different
+ * requirements) are merged oldest first, the key taking the round of the lane that holds its oldest task.
  */
 import type { ReadyRef } from "../queue-rules.ts";
 import type { TaskContext } from "./context.ts";
@@ -95,17 +96,40 @@ interface KeyState {
 /** Tasks one read of a key brings in. */
 const KEY_PAGE = 64;
 
-function before(a: KeyState, b: KeyState): boolean {
-  if (a.row.priority !== b.row.priority) return a.row.priority > b.row.priority;
+/**
+ * One fairness key of one priority over the lanes an agent accepts (a tenant's tasks of several requirements):
+ * it is served oldest first across its lanes, and its place in the round is that of the lane holding its oldest
+ * task, so FIFO holds inside a key whatever the requirements of its tasks.
+ */
+interface Group {
+  priority: number;
+  tenant: string;
+  fkey: string;
+  lanes: KeyState[];
+}
+
+/** The group's lane whose next task is the oldest, or null when none of its lanes has one. */
+function headOf(ctx: TaskContext, group: Group): { lane: KeyState; seq: number } | null {
+  let best: { lane: KeyState; seq: number } | null = null;
+  for (let i = group.lanes.length - 1; i >= 0; i--) {
+    const lane = group.lanes[i]!;
+    const seq = peek(ctx, lane);
+    if (seq === null) group.lanes.splice(i, 1);
+    else if (best === null || seq < best.seq) best = { lane, seq };
+  }
+  return best;
+}
+
+function before(a: { group: Group; round: number }, b: { group: Group; round: number }): boolean {
+  if (a.group.priority !== b.group.priority) return a.group.priority > b.group.priority;
   if (a.round !== b.round) return a.round < b.round;
-  if (a.row.tenant !== b.row.tenant) return a.row.tenant < b.row.tenant;
-  if (a.row.fkey !== b.row.fkey) return a.row.fkey < b.row.fkey;
-  return a.row.lane < b.row.lane;
+  if (a.group.tenant !== b.group.tenant) return a.group.tenant < b.group.tenant;
+  return a.group.fkey < b.group.fkey;
 }
 
 /**
  * The first `n` ready tasks of these lanes in fair order, without writing: the order in which the leases that
- * follow advance the keys (the triggers above). Only the first `n` active keys in order can be served within `n`
+ * follow advance the keys (the triggers above). Only the first `n` active keys of a lane can be served within `n`
  * tasks (each key ahead of another is served at least once before it), so no more are read.
  */
 export function readyFair(ctx: TaskContext, laneIds: readonly number[], n: number): (ReadyRef & { lane: number })[] {
@@ -119,7 +143,7 @@ export function readyFair(ctx: TaskContext, laneIds: readonly number[], n: numbe
     }
     return w;
   };
-  let keys: KeyState[] = [];
+  const groups = new Map<string, Group>();
   for (const lane of laneIds) {
     const rows = ctx.sql
       .exec<KeyRow>(
@@ -129,26 +153,44 @@ export function readyFair(ctx: TaskContext, laneIds: readonly number[], n: numbe
         n,
       )
       .toArray();
-    for (const row of rows) keys.push({ row, round: row.round, used: row.used, weight: weightOf(row.tenant), buffer: [], pos: 0, after: 0, done: false });
-  }
-  if (laneIds.length > 1) keys = keys.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0)).slice(0, n);
-  const out: (ReadyRef & { lane: number })[] = [];
-  while (out.length < n && keys.length > 0) {
-    let best = 0;
-    for (let i = 1; i < keys.length; i++) if (before(keys[i]!, keys[best]!)) best = i;
-    const key = keys[best]!;
-    const seq = next(ctx, key);
-    if (seq === null) {
-      keys.splice(best, 1);
-      continue;
+    for (const row of rows) {
+      const id = JSON.stringify([row.priority, row.tenant, row.fkey]);
+      let group = groups.get(id);
+      if (!group) groups.set(id, (group = { priority: row.priority, tenant: row.tenant, fkey: row.fkey, lanes: [] }));
+      group.lanes.push({ row, round: row.round, used: row.used, weight: weightOf(row.tenant), buffer: [], pos: 0, after: 0, done: false });
     }
-    out.push({ seq, priority: key.row.priority, lane: key.row.lane });
+  }
+  const active = [...groups.values()];
+  const out: (ReadyRef & { lane: number })[] = [];
+  while (out.length < n && active.length > 0) {
+    let best: { group: Group; round: number; lane: KeyState; seq: number } | null = null;
+    for (let i = active.length - 1; i >= 0; i--) {
+      const group = active[i]!;
+      const head = headOf(ctx, group);
+      if (head === null) {
+        active.splice(i, 1);
+        continue;
+      }
+      const candidate = { group, round: head.lane.round, ...head };
+      if (best === null || before(candidate, best)) best = candidate;
+    }
+    if (best === null) break;
+    const key = best.lane;
+    next(ctx, key);
+    out.push({ seq: best.seq, priority: key.row.priority, lane: key.row.lane });
     if (++key.used >= key.weight) {
       key.used = 0;
       key.round++;
     }
   }
   return out;
+}
+
+/** The key's next queued task without taking it, or null when it has no more. */
+function peek(ctx: TaskContext, key: KeyState): number | null {
+  const seq = next(ctx, key);
+  if (seq !== null) key.pos--;
+  return seq;
 }
 
 /** The key's next queued task, oldest first, or null when it has no more. */
