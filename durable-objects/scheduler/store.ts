@@ -110,9 +110,9 @@ export class ScheduleStore {
     this.sql.exec("DELETE FROM schedules WHERE id = ?", id);
   }
 
-  /** Claims the due slots of up to {@link CLAIM_BATCH} schedules; answers how many schedules were due. */
-  claimDue(now: number): number {
-    const due = this.sql.exec<ScheduleRow>("SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", now, CLAIM_BATCH).toArray();
+  /** Claims the due slots of up to `limit` schedules; answers how many schedules were due. */
+  claimDue(now: number, limit = CLAIM_BATCH): number {
+    const due = this.sql.exec<ScheduleRow>("SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", now, limit).toArray();
     for (const row of due) {
       const plan = planDue(row.cron, row.timezone, row.cursor, now, row.catch_up);
       if (plan.fire !== null) this.claim(row.id, plan.fire, false, now);

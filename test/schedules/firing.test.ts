@@ -77,6 +77,21 @@ describe("schedules: firing by the alarm", () => {
     expect((await tasksInPool(t)).length).toBe(2);
   });
 
+  it("re-arms the alarm from the rows on every start, and claims more than one batch of due schedules in one alarm", async () => {
+    const t = await tenantAt("2036-01-01T00:10:00Z");
+    const ids: string[] = [];
+    for (let i = 0; i < 105; i++) ids.push((await schedule(t, { cron: "0 * * * *", overlap: "allow", task: { type: `${t.pool}.n${i}` } })).id);
+    await inObject(t.clock.stub, (_instance, state) => state.storage.deleteAlarm());
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBeNull();
+    await t.clock.restart();
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBe(Date.parse("2036-01-01T01:00:00Z"));
+    expect(await t.clock.to("2036-01-01T01:00:00Z")).toBe(true);
+    const runs = await Promise.all(ids.map(async (id) => (await get(t, id)).runs));
+    expect(runs.every((r) => r.length === 1 && r[0].status === "submitted")).toBe(true);
+    expect((await tasksInPool(t)).length).toBe(105);
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBe(Date.parse("2036-01-01T02:00:00Z"));
+  });
+
   it("a submission that keeps failing is retried with backoff, then recorded as skipped with the error", async () => {
     const t = await tenantAt("2036-01-01T00:10:00Z");
     // The mesh refuses every submission (a pool that cannot be reached).
