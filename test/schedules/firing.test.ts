@@ -143,6 +143,36 @@ describe("schedules: firing by the alarm", () => {
     expect(types.filter((x) => x.endsWith(".allow")).length).toBe(4);
   });
 
+  it("overlap skip counts a run still being retried as not final", async () => {
+    const t = await tenantAt("2036-01-01T00:00:30Z");
+    const s = await schedule(t, { cron: "* * * * *", overlap: "skip" });
+    let fail = true;
+    await inObject(t.clock.stub, (instance) => {
+      const real = instance.firing.host.mesh;
+      instance.firing.host.mesh = () => ({
+        submitTask: async (caller: unknown, task: unknown) => {
+          if (fail) throw new Error("pool unreachable");
+          return real().submitTask(caller, task);
+        },
+        taskFinal: (caller: unknown, id: string) => real().taskFinal(caller, id),
+      });
+    });
+    expect(await t.clock.to("2036-01-01T00:01:00Z")).toBe(true);
+    expect(await t.clock.to("2036-01-01T00:02:00Z")).toBe(true);
+    expect((await get(t, s.id)).runs.map((r: any) => [r.slot, r.status, r.reason])).toEqual([
+      ["2036-01-01T00:02:00.000Z", "skipped", "overlap"],
+      ["2036-01-01T00:01:00.000Z", "pending", null],
+    ]);
+    fail = false;
+    expect(await t.clock.to("2036-01-01T00:02:02Z")).toBe(true);
+    const runs = (await get(t, s.id)).runs;
+    expect(runs.map((r: any) => [r.slot, r.status])).toEqual([
+      ["2036-01-01T00:02:00.000Z", "skipped"],
+      ["2036-01-01T00:01:00.000Z", "submitted"],
+    ]);
+    expect((await tasksInPool(t)).map((x) => x.id)).toEqual([runs[1].taskId]);
+  });
+
   it("catch-up after downtime: one runs the latest missed slot once, skip runs none", async () => {
     const t = await tenantAt("2036-01-01T00:10:00Z");
     const one = await schedule(t, { cron: "0 * * * *", catchUp: "one", overlap: "allow", task: { type: `${t.pool}.one` } });
