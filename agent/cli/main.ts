@@ -9,9 +9,10 @@ import { poolsCommand } from "./commands/pools.ts";
 import { submitCommand } from "./commands/submit.ts";
 import { taskCommand } from "./commands/task.ts";
 import { workflowsCommand } from "./commands/workflows.ts";
+import { schedulesCommand } from "./commands/schedules.ts";
 import type { Io } from "./io.ts";
 
-export const COMMANDS: readonly Command[] = [agentCommand, submitCommand, taskCommand, poolsCommand, agentsCommand, workflowsCommand];
+export const COMMANDS: readonly Command[] = [agentCommand, submitCommand, taskCommand, poolsCommand, agentsCommand, workflowsCommand, schedulesCommand];
 
 export const USAGE = `usage: daa <command> [options]
 

@@ -61,8 +61,9 @@ export class Firing {
 
   /** Whether the schedule's previous task or workflow is final (or there is none, or it is gone). */
   private async previousFinal(run: PendingRun): Promise<boolean> {
-    const previous = this.host.apply((store) => store.previous(run.scheduleId));
+    const previous = this.host.apply((store) => store.previous(run));
     if (!previous) return true;
+    if (previous.pending) return false;
     if (previous.taskId) return this.host.mesh().taskFinal(run.principal, previous.taskId);
     if (!previous.workflowId) return true;
     const outcome = (await this.host.workflows.getByName(previous.workflowId).view(run.tenant)) as { ok: boolean; value?: WorkflowView };

@@ -26,7 +26,7 @@ export class Scheduler extends DurableObject<Env> {
     storage.transactionSync(() => migrate(storage.sql));
     this.store = new ScheduleStore(storage.sql);
     this.timers = new Timers(storage);
-    this.timers.register({ name: "schedules", next: () => this.store.nextDeadline(), run: (now) => this.store.claimDue(now) });
+    this.timers.register({ name: "schedules", next: () => this.store.nextDeadline(), run: (now, limit) => this.store.claimDue(now, limit) });
     this.firing = new Firing({
       mesh: () => env.MESH as unknown as SchedulerMesh,
       workflows: env.WORKFLOWS,
@@ -87,7 +87,7 @@ export class Scheduler extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.timers.fired();
     // Claim in chunks, each one transaction that records its slots as claimed; a full chunk means more may be due.
-    while (this.apply((store, now) => store.claimDue(now)) >= CLAIM_BATCH);
+    while (this.apply((_store, now) => this.timers.runDue(now, CLAIM_BATCH)) >= CLAIM_BATCH);
     await this.settle();
   }
 }

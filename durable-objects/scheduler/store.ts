@@ -46,6 +46,8 @@ export interface PendingRun {
   scheduleId: string;
   slot: number;
   trigger: boolean;
+  /** When it was claimed. */
+  at: number;
   attempts: number;
   key: string;
   target: ScheduleTarget;
@@ -110,9 +112,9 @@ export class ScheduleStore {
     this.sql.exec("DELETE FROM schedules WHERE id = ?", id);
   }
 
-  /** Claims the due slots of up to {@link CLAIM_BATCH} schedules; answers how many schedules were due. */
-  claimDue(now: number): number {
-    const due = this.sql.exec<ScheduleRow>("SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", now, CLAIM_BATCH).toArray();
+  /** Claims the due slots of up to `limit` schedules; answers how many schedules were due. */
+  claimDue(now: number, limit = CLAIM_BATCH): number {
+    const due = this.sql.exec<ScheduleRow>("SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at LIMIT ?", now, limit).toArray();
     for (const row of due) {
       const plan = planDue(row.cron, row.timezone, row.cursor, now, row.catch_up);
       if (plan.fire !== null) this.claim(row.id, plan.fire, false, now);
@@ -149,14 +151,25 @@ export class ScheduleStore {
       if (!s) return [];
       const trigger = r.trigger === 1;
       const principal = JSON.parse(s.principal) as Principal;
-      return [{ scheduleId: s.id, slot: r.slot, trigger, attempts: r.attempts, key: runKey(s.id, r.slot, trigger), target: JSON.parse(s.target) as ScheduleTarget, overlap: s.overlap, tenant: s.tenant, principal }];
+      return [{ scheduleId: s.id, slot: r.slot, trigger, at: r.at, attempts: r.attempts, key: runKey(s.id, r.slot, trigger), target: JSON.parse(s.target) as ScheduleTarget, overlap: s.overlap, tenant: s.tenant, principal }];
     });
   }
 
-  /** The task or workflow of the schedule's latest submitted run (what overlap `skip` waits for). */
-  previous(id: string): { taskId: string | null; workflowId: string | null } | null {
-    const row = this.sql.exec<RunRow>("SELECT * FROM runs WHERE schedule_id = ? AND status = 'submitted' ORDER BY at DESC, slot DESC LIMIT 1", id).toArray()[0];
-    return row ? { taskId: row.task_id, workflowId: row.workflow_id } : null;
+  /**
+   * What overlap `skip` waits for: the schedule's latest run claimed before `run` that went out or is still going out
+   * (`pending`: another run not yet submitted, which counts as not final), with its task or workflow.
+   */
+  previous(run: PendingRun): { pending: boolean; taskId: string | null; workflowId: string | null } | null {
+    const row = this.sql
+      .exec<RunRow>(
+        "SELECT * FROM runs WHERE schedule_id = ? AND status IN ('submitted', 'pending') AND (at, slot, trigger) < (?, ?, ?) ORDER BY at DESC, slot DESC, trigger DESC LIMIT 1",
+        run.scheduleId,
+        run.at,
+        run.slot,
+        run.trigger ? 1 : 0,
+      )
+      .toArray()[0];
+    return row ? { pending: row.status === "pending", taskId: row.task_id, workflowId: row.workflow_id } : null;
   }
 
   /** A pending run's end: submitted (with its task or workflow) or skipped (with why). A run already settled stays. */

@@ -56,7 +56,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("daa: usage and exit codes", () => {
   it("prints help: exit 0 for --help, 2 with no command or an unknown one", async () => {
     expect(await daa(["--help"])).toEqual({ code: 0, stdout: USAGE, stderr: "" });
-    for (const name of ["agent", "submit", "task", "pools", "agents", "workflows"]) expect(USAGE).toMatch(new RegExp(`^  ${name} `, "m"));
+    for (const name of ["agent", "submit", "task", "pools", "agents", "workflows", "schedules"]) expect(USAGE).toMatch(new RegExp(`^  ${name} `, "m"));
     expect(await daa([])).toEqual({ code: 2, stdout: "", stderr: USAGE });
     const unknown = await daa(["deploy"]);
     expect(unknown.code).toBe(2);
@@ -146,6 +146,29 @@ describe("daa against the mesh", () => {
     const missing = await daa(["workflows", "wf_nope"], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^daa workflows: 404 not_found: /);
+  });
+
+  it("schedules: lists schedules and shows one schedule's runs; an unknown id fails with the mesh's code (exit 1)", async () => {
+    const res = await fetch(`${server.url}/v1/schedules`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "cli-nightly", cron: "30 2 * * *", timezone: "Europe/Paris", overlap: "allow", task: { type: "clisch.x" } }),
+    });
+    expect(res.status).toBe(201);
+    const s = (await res.json()) as { id: string; nextRunAt: string };
+    const trigger = await fetch(`${server.url}/v1/schedules/${s.id}/trigger`, { method: "POST", headers: { authorization: `Bearer ${server.adminKey}` } });
+    const run = ((await trigger.json()) as { run: { taskId: string } }).run;
+    const list = await daa(["schedules"], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^ID\s+NAME\s+CRON\s+TIMEZONE\s+NEXT\s+LAST\s+RUNS/);
+    expect(list.stdout).toMatch(new RegExp(`^${s.id}\\s+cli-nightly\\s+30 2 \\* \\* \\*\\s+Europe/Paris\\s+${s.nextRunAt}`, "m"));
+    const one = await daa(["schedules", s.id], env);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain(`${s.id}  cli-nightly  30 2 * * * Europe/Paris  task clisch.x  next ${s.nextRunAt}`);
+    expect(one.stdout).toMatch(new RegExp(`^\\S+\\s+trigger\\s+submitted\\s+${run.taskId}`, "m"));
+    const missing = await daa(["schedules", "sch_nope"], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^daa schedules: 404 not_found: /);
   });
 
   it("task: prints the task as JSON; an unknown id fails with the mesh's code and message (exit 1)", async () => {

@@ -77,6 +77,21 @@ describe("schedules: firing by the alarm", () => {
     expect((await tasksInPool(t)).length).toBe(2);
   });
 
+  it("re-arms the alarm from the rows on every start, and claims more than one batch of due schedules in one alarm", async () => {
+    const t = await tenantAt("2036-01-01T00:10:00Z");
+    const ids: string[] = [];
+    for (let i = 0; i < 105; i++) ids.push((await schedule(t, { cron: "0 * * * *", overlap: "allow", task: { type: `${t.pool}.n${i}` } })).id);
+    await inObject(t.clock.stub, (_instance, state) => state.storage.deleteAlarm());
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBeNull();
+    await t.clock.restart();
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBe(Date.parse("2036-01-01T01:00:00Z"));
+    expect(await t.clock.to("2036-01-01T01:00:00Z")).toBe(true);
+    const runs = await Promise.all(ids.map(async (id) => (await get(t, id)).runs));
+    expect(runs.every((r) => r.length === 1 && r[0].status === "submitted")).toBe(true);
+    expect((await tasksInPool(t)).length).toBe(105);
+    expect(await inObject(t.clock.stub, (_instance, state) => state.storage.getAlarm())).toBe(Date.parse("2036-01-01T02:00:00Z"));
+  });
+
   it("a submission that keeps failing is retried with backoff, then recorded as skipped with the error", async () => {
     const t = await tenantAt("2036-01-01T00:10:00Z");
     // The mesh refuses every submission (a pool that cannot be reached).
@@ -126,6 +141,36 @@ describe("schedules: firing by the alarm", () => {
     const types = (await tasksInPool(t)).map((x) => x.type);
     expect(types.filter((x) => x.endsWith(".skip")).length).toBe(2);
     expect(types.filter((x) => x.endsWith(".allow")).length).toBe(4);
+  });
+
+  it("overlap skip counts a run still being retried as not final", async () => {
+    const t = await tenantAt("2036-01-01T00:00:30Z");
+    const s = await schedule(t, { cron: "* * * * *", overlap: "skip" });
+    let fail = true;
+    await inObject(t.clock.stub, (instance) => {
+      const real = instance.firing.host.mesh;
+      instance.firing.host.mesh = () => ({
+        submitTask: async (caller: unknown, task: unknown) => {
+          if (fail) throw new Error("pool unreachable");
+          return real().submitTask(caller, task);
+        },
+        taskFinal: (caller: unknown, id: string) => real().taskFinal(caller, id),
+      });
+    });
+    expect(await t.clock.to("2036-01-01T00:01:00Z")).toBe(true);
+    expect(await t.clock.to("2036-01-01T00:02:00Z")).toBe(true);
+    expect((await get(t, s.id)).runs.map((r: any) => [r.slot, r.status, r.reason])).toEqual([
+      ["2036-01-01T00:02:00.000Z", "skipped", "overlap"],
+      ["2036-01-01T00:01:00.000Z", "pending", null],
+    ]);
+    fail = false;
+    expect(await t.clock.to("2036-01-01T00:02:02Z")).toBe(true);
+    const runs = (await get(t, s.id)).runs;
+    expect(runs.map((r: any) => [r.slot, r.status])).toEqual([
+      ["2036-01-01T00:02:00.000Z", "skipped"],
+      ["2036-01-01T00:01:00.000Z", "submitted"],
+    ]);
+    expect((await tasksInPool(t)).map((x) => x.id)).toEqual([runs[1].taskId]);
   });
 
   it("catch-up after downtime: one runs the latest missed slot once, skip runs none", async () => {

@@ -70,10 +70,16 @@ export async function get(t: Tenant, id: string): Promise<any> {
   return res.body;
 }
 
-/** Every task of the tenant in its pool (the pool's listing, as the operator sees it). */
+/** Every task of the tenant in its pool (the pool's listing, as the operator sees it, every page). */
 export async function tasksInPool(t: Tenant): Promise<any[]> {
-  const res = await t.call("GET", `/v1/pools/${t.pool}/tasks?limit=100`);
-  if (res.status === 404) return [];
-  if (res.status !== 200) throw new Error(`listing answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return res.body.tasks;
+  const tasks: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const res = await t.call("GET", `/v1/pools/${t.pool}/tasks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    if (res.status === 404) return [];
+    if (res.status !== 200) throw new Error(`listing answered ${res.status}: ${JSON.stringify(res.body)}`);
+    tasks.push(...res.body.tasks);
+    cursor = res.body.cursor;
+  } while (cursor);
+  return tasks;
 }
