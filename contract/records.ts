@@ -8,6 +8,8 @@ export type { PoolUsage, TenantUsageTotal } from "./usage.ts";
 import type { WorkflowRef } from "./workflows.ts";
 import type { CacheConfig, CacheCount, CacheFill, SemanticCacheConfig } from "./cache.ts";
 export { CACHE_COUNTED, type CacheConfig, type CacheCount, type CacheFill, type SemanticCacheConfig } from "./cache.ts";
+export * from "./pool-config.ts";
+import type { PoolConfig } from "./pool-config.ts";
 
 export const ROLES = ["admin", "operator", "client", "agent", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
@@ -87,6 +89,19 @@ export interface TaskInput {
   dependsOn: string[];
   /** Round robin key inside a priority (tasks/fairness.ts); absent: the tenant. */
   fairnessKey?: string;
+  /** At most the pool's limit of this tenant's tasks with this key are queued or leased at once (tasks/gates.ts). */
+  concurrencyKey?: string;
+  /** At most the pool's `rateLimits[key].limit` leases of this tenant's tasks with this key per `periodMs`. */
+  rateLimitKey?: string;
+  /** A later submit of the same tenant, type and key replaces this task while it was never leased. */
+  debounce?: Debounce;
+}
+
+export interface Debounce {
+  key: string;
+  delayMs: number;
+  /** Latest start after the first submit; absent: none. */
+  maxWaitMs?: number;
 }
 
 interface TaskFields {
@@ -210,48 +225,6 @@ export interface AgentMember {
 /** An agent as registration and heartbeats answer it: with the interval to keep. */
 export type AgentWithInterval = AgentRecord & { heartbeatIntervalMs: number };
 
-export interface PoolConfig {
-  strategy: Strategy;
-  heartbeatIntervalMs: number;
-  missedHeartbeats: number;
-  failedAgentTtlMs: number;
-  breaker: { failureThreshold: number; cooldownMs: number };
-  /** How long finished tasks are kept before the alarm purges them. */
-  retentionMs: number;
-  /** The ceiling of unfinished (waiting, queued, leased) tasks one tenant may have in this pool. */
-  maxUnfinishedPerTenant: number;
-  /** Agent operations need a client certificate that Cloudflare verified (mTLS). */
-  requireClientCert: boolean;
-  /** How the pool's shards exchange their shared state (anti-entropy rounds). */
-  gossip: GossipConfig;
-  /** Which task types' results are cached, and for how long at each level (API.md, "Caches and vector indexes"). */
-  cache: CacheConfig;
-  /** Serving order inside a priority: round robin over fairness keys by weight (the default), or arrival order. */
-  scheduling: Scheduling;
-}
-
-export const SCHEDULINGS = ["fair", "fifo"] as const;
-export type Scheduling = (typeof SCHEDULINGS)[number];
-
-export const GOSSIP_TOPOLOGIES = ["auto", "star", "ring", "mesh"] as const;
-export type GossipSetting = (typeof GOSSIP_TOPOLOGIES)[number];
-/** The topology in use: `auto` is star below 4 shards, ring up to 16, mesh above. */
-export type Topology = Exclude<GossipSetting, "auto">;
-
-export interface GossipConfig {
-  /** Time between a shard's exchange rounds. */
-  intervalMs: number;
-  /** Peers per round in a mesh. */
-  fanout: number;
-  topology: GossipSetting;
-}
-
-/** A change of pool configuration: any subset of the fields; nested objects merge field by field. */
-export type PoolConfigPatch = Partial<Omit<PoolConfig, "breaker" | "gossip" | "cache">> & {
-  breaker?: Partial<PoolConfig["breaker"]>;
-  gossip?: Partial<GossipConfig>;
-  cache?: { types?: string[]; ttlMs?: Partial<CacheConfig["ttlMs"]>; semantic?: Partial<SemanticCacheConfig> };
-};
 
 /** One tenant's own values in a pool (API.md, "Who may change what"), effective. */
 export interface TenantValues {
@@ -371,7 +344,7 @@ export interface ShardList {
  * caller's region among tied shards, rotation among exact ties, avoiding a failing shard, or a retry after a shard
  * refused (it drains, or the tenant's share of the quota there is used up), or the shard of its dependencies.
  */
-export const ROUTE_REASONS = ["only", "latency", "region", "rotation", "avoiding", "retry", "dependency"] as const;
+export const ROUTE_REASONS = ["only", "latency", "region", "rotation", "avoiding", "retry", "dependency", "key"] as const;
 export type RouteReason = (typeof ROUTE_REASONS)[number];
 
 /** What a shard says of its load on every answer: the router's expected wait is queued over drain rate. */

@@ -52,6 +52,10 @@ export interface MovingTask {
   requires: Requirements;
   /** A cacheable task's fill (its success writes the output cache). */
   cache?: CacheFill;
+  /** Its keys (tasks/fairness.ts, tasks/gates.ts), absent when empty. */
+  fairnessKey?: string;
+  concurrencyKey?: string;
+  rateLimitKey?: string;
 }
 
 /** What a new shard of a pool copies from an existing one (shard/snapshot.ts). */

@@ -1047,6 +1047,12 @@ export interface components {
             dependsOn?: string[];
             /** @description fair scheduling: tasks are served round robin over their keys (default the tenant) */
             fairnessKey?: string;
+            /** @description at most the pool's concurrency limit of the tenant's tasks with this key are queued or leased at once */
+            concurrencyKey?: string;
+            /** @description at most the pool's rateLimits[key].limit leases of the tenant's tasks with this key per periodMs */
+            rateLimitKey?: string;
+            /** @description while a task of the same tenant, pool, type and key was never leased, a submit replaces its payload and answers 200 with it */
+            debounce?: components["schemas"]["Debounce"];
             /** @description true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache */
             cache?: boolean;
             /** @description tags a purge can name (POST /v1/cache/purge) */
@@ -1067,6 +1073,13 @@ export interface components {
             memoryMb?: number;
             /** @description Default: 0. */
             gpu?: number;
+        };
+        Debounce: {
+            key: string;
+            /** @description the task waits this long; a later submit of the same key moves its start again */
+            delayMs: number;
+            /** @description latest start after the first submit */
+            maxWaitMs?: number;
         };
         Resources: {
             /** @description Default: 0. */
@@ -1234,6 +1247,11 @@ export interface components {
              * @enum {string}
              */
             scheduling: "fair" | "fifo";
+            concurrency: components["schemas"]["ConcurrencyConfig"];
+            /** @description most leases per periodMs of one tenant's tasks with the rateLimitKey */
+            rateLimits: {
+                [key: string]: components["schemas"]["RateLimit"];
+            };
         };
         GossipConfig: {
             /** @description time between a shard's anti-entropy rounds */
@@ -1268,6 +1286,18 @@ export interface components {
                     dimensions: number;
                 } | null;
             };
+        };
+        ConcurrencyConfig: {
+            /** @description limit of a concurrencyKey not in limits; null: none */
+            default: number | null;
+            /** @description most tasks of one tenant and key queued or leased at once */
+            limits: {
+                [key: string]: number;
+            };
+        };
+        RateLimit: {
+            limit: number;
+            periodMs: number;
         };
         TenantValues: {
             pool: string;
@@ -2814,6 +2844,20 @@ export interface operations {
                     requireClientCert?: boolean;
                     /** @enum {string} */
                     scheduling?: "fair" | "fifo";
+                    concurrency?: {
+                        default?: number | null;
+                        /** @description null removes a key */
+                        limits?: {
+                            [key: string]: number | null;
+                        };
+                    };
+                    /** @description null removes a key */
+                    rateLimits?: {
+                        [key: string]: {
+                            limit: number;
+                            periodMs: number;
+                        } | null;
+                    };
                     gossip?: {
                         intervalMs?: number;
                         fanout?: number;

@@ -16,12 +16,14 @@ export const DEFAULT_CONFIG: PoolConfig = {
   gossip: { intervalMs: 1_000, fanout: 2, topology: "auto" },
   cache: DEFAULT_CACHE_CONFIG,
   scheduling: "fair",
+  concurrency: { default: null, limits: {} },
+  rateLimits: {},
 };
 
 
 /** A patch merged into a config, nested `breaker` included. */
 export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolConfig {
-  const { breaker, gossip, cache, ...rest } = patch;
+  const { breaker, gossip, cache, concurrency, rateLimits, ...rest } = patch;
   const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
   const was = current.cache ?? DEFAULT_CONFIG.cache;
   return {
@@ -34,5 +36,20 @@ export function mergeConfig(current: PoolConfig, patch: PoolConfigPatch): PoolCo
       ttlMs: { ...was.ttlMs, ...defined(cache?.ttlMs) },
       semantic: { ...was.semantic, ...defined(cache?.semantic) },
     },
+    concurrency: {
+      default: concurrency?.default !== undefined ? concurrency.default : (current.concurrency ?? DEFAULT_CONFIG.concurrency).default,
+      limits: withoutNulls({ ...(current.concurrency ?? DEFAULT_CONFIG.concurrency).limits, ...concurrency?.limits }),
+    },
+    rateLimits: withoutNulls({ ...(current.rateLimits ?? DEFAULT_CONFIG.rateLimits), ...rateLimits }),
   };
+}
+
+/** A patch's null values remove their keys. */
+function withoutNulls<T>(entries: Record<string, T | null | undefined>): Record<string, T> {
+  return Object.fromEntries(Object.entries(entries).filter((e): e is [string, T] => e[1] !== null && e[1] !== undefined));
+}
+
+/** The limit of a concurrency key under this config, or null: unlimited. */
+export function concurrencyLimit(config: PoolConfig, key: string): number | null {
+  return Object.hasOwn(config.concurrency.limits, key) ? config.concurrency.limits[key]! : config.concurrency.default;
 }

@@ -33,7 +33,7 @@ import { random01 } from "../../lib/random.ts";
 import type { Timers } from "../shared/timers.ts";
 import { AgentStore } from "./agents/index.ts";
 import type { RoundRobinState } from "./agents/balancing.ts";
-import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
+import { concurrencyLimit, DEFAULT_CONFIG, mergeConfig } from "./config.ts";
 import { pushRound } from "./dispatch.ts";
 import { LaneStore } from "./lanes.ts";
 import { migrate } from "./schema.ts";
@@ -122,6 +122,8 @@ export class PoolCore {
       random01: host.random01 ?? random01,
       retentionMs: () => this.config().retentionMs,
       scheduling: () => this.config().scheduling,
+      concurrencyLimit: (key) => concurrencyLimit(this.config(), key),
+      rateLimit: (key) => this.config().rateLimits[key] ?? null,
       // Each active shard enforces its share of the tenant's quota (the gateway tries another when one is full).
       maxUnfinished: (tenant) => Math.ceil(this.tenants.maxUnfinished(tenant) / this.peers.activeCount()),
       quotaShards: () => this.peers.activeCount(),
@@ -136,6 +138,8 @@ export class PoolCore {
     // Agents first: a failed agent's leases go back before the tasks' own deadlines are looked at.
     timers.register({ name: "agents", next: () => this.agents.nextTimer(), run: (now, limit) => this.agents.runTimers(now, limit, (agentId) => this.tasks.releaseAgent(agentId, `agent ${agentId} missed its heartbeats`, now)) });
     timers.register({ name: "tasks", next: () => this.tasks.nextTimer(), run: (now, limit) => this.tasks.runTimers(now, limit) });
+    // Rate keys whose window has room again (tasks/gates.ts).
+    timers.register({ name: "rate_keys", next: () => this.tasks.gates.nextWake(), run: (now, limit) => this.tasks.gates.runWakes(now, limit) });
     // The listing itself is a call to the directory, made after the commit (shell.ts); this kind keeps the alarm
     // coming back while a tenant waits to be listed.
     timers.register({ name: "listing", next: (now) => (this.tenants.anyUnlisted() ? now + LISTING_RETRY_MS : null), run: () => 0 });
@@ -245,6 +249,11 @@ export class PoolCore {
     const next = mergeConfig(this.config(), patch);
     this.sql.exec("INSERT INTO meta (key, value) VALUES ('config', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", JSON.stringify(next));
     this.cachedConfig = next;
+    // A limit raised or removed: held tasks it has room for now are queued.
+    if (patch.concurrency !== undefined || patch.rateLimits !== undefined) {
+      this.tasks.gates.now = now;
+      this.tasks.gates.limitsChanged();
+    }
     return next;
   }
 

@@ -4,6 +4,7 @@ import { CACHE_FILLS_MIGRATION } from "./cache/fills.ts";
 import { GOSSIP_MIGRATION } from "./gossip/store.ts";
 import { USAGE_MIGRATION } from "./usage/ledger.ts";
 import { FAIR_SCHEDULING_MIGRATION } from "./tasks/fairness.ts";
+import { GATES_MIGRATION } from "./tasks/gates.ts";
 import { migrate as migrateStore, tableExists, type Schema } from "../shared/migrations.ts";
 
 /**
@@ -200,6 +201,7 @@ export const MIGRATIONS: readonly string[] = [
   /* 13: ends of workflow tasks to report to their runs (workflows/callbacks.ts) */ WORKFLOW_CALLBACKS_MIGRATION,
   /* 14: held task-seconds and GPU-seconds per tenant and hour, and per tenant since the start (usage/ledger.ts) */ USAGE_MIGRATION,
   /* 15: fair scheduling: round robin over fairness keys by weight (tasks/fairness.ts) */ FAIR_SCHEDULING_MIGRATION,
+  /* 16: concurrency and rate keys, debounce (tasks/gates.ts, tasks/submit.ts) */ GATES_MIGRATION,
 ];
 
 export const POOL_SCHEMA: Schema = { migrations: MIGRATIONS };

@@ -21,6 +21,9 @@ export interface Submission {
   dependsOn: string[];
   /** Round robin key inside a priority (default the tenant). */
   fairnessKey?: string | undefined;
+  concurrencyKey?: string | undefined;
+  rateLimitKey?: string | undefined;
+  debounce?: { key: string; delayMs: number; maxWaitMs?: number | undefined } | undefined;
   /** Set by the output cache for a cacheable task that missed (cache/submit.ts): what its success fills. */
   fill?: CacheFill | undefined;
   /** A workflow step's task (contract/workflows.ts): its end is reported to the run. */

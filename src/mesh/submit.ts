@@ -3,6 +3,8 @@
  * - A task with dependencies goes where they are (a coordinator knows only its own tasks).
  * - A task with an idempotency key, in a pool that has had several shards, claims the key in the pool's key index
  *   first, with the id it will have: a repeat of the key finds the first task on whatever shard holds it.
+ * - A task with a debounce, concurrency or rate key goes to the key's shard (highest random weight over the active
+ *   shards): the key's limits and its debounce hold across the pool, and a new shard takes over only its share.
  * - Every other task goes to the active shard with the lowest expected time to start (routing.ts); a batch spreads
  *   by the same rule, each task counted as queued where it went.
  * - A shard that drains, or where the tenant's share of the quota is used up, refuses: its tasks go to the next
@@ -12,6 +14,7 @@
 import { ApiError, unwrap, type FieldProblem } from "../../contract/errors.ts";
 import { formatTaskId, isPoolName, parseTaskId, poolOfType, shardName } from "../../contract/ids.ts";
 import type { Principal, Region, RouteReason, ShardRecord, SubmitOutcome, TaskInput, TaskRecord } from "../../contract/records.ts";
+import { fnv1a32 } from "../../lib/embed/tokenizer.ts";
 import { random01, randomToken } from "../../lib/random.ts";
 import { blobKeysOf, isBlobRef } from "../../lib/security/blob-refs.ts";
 import { dropBlobs, openTask, sealPayload } from "../../lib/security/sealing.ts";
@@ -71,6 +74,7 @@ export class Submitter {
           const shards = list.shards.filter((s) => s.state === "active");
           active.set(pool, shards);
           await this.pinToDependencies(caller, mine, shards, batch);
+          pinToKeys(caller.tenant, mine, shards);
           for (const item of mine) if (!item.pinned) this.route(pool, item, shards, region, new Set());
           const later = list.version > 0 ? await this.claimKeys(caller, pool, mine, out) : [];
           repeats.push(...later);
@@ -124,6 +128,9 @@ export class Submitter {
         delayMs: task.delayMs,
         dependsOn: task.dependsOn,
         ...(task.fairnessKey !== undefined ? { fairnessKey: task.fairnessKey } : {}),
+        ...(task.concurrencyKey !== undefined ? { concurrencyKey: task.concurrencyKey } : {}),
+        ...(task.rateLimitKey !== undefined ? { rateLimitKey: task.rateLimitKey } : {}),
+        ...(task.debounce !== undefined ? { debounce: task.debounce } : {}),
         ...shared,
         ...(task.fill ? { cache: task.fill } : {}),
         ...(task.workflow ? { workflow: task.workflow } : {}),
@@ -362,5 +369,25 @@ export class Submitter {
     const byPool = new Map<string, { key: string; from: string; to: null }[]>();
     for (const i of items) byPool.set(i.pool, [...(byPool.get(i.pool) ?? []), { key: i.input.idempotencyKey!, from: i.input.id!, to: null }]);
     await Promise.allSettled([...byPool].map(([pool, changes]) => this.calls.placement.keyIndex(pool).reclaim(caller.tenant, changes, Date.now())));
+  }
+}
+
+/** Pins each unpinned task with a debounce, concurrency or rate key (in that order) to its key's shard. */
+function pinToKeys(tenant: string, items: Item[], active: readonly ShardRecord[]): void {
+  if (active.length === 0) return;
+  for (const item of items) {
+    if (item.pinned) continue;
+    const { debounce, concurrencyKey, rateLimitKey, type } = item.input;
+    const key = debounce ? `debounce\n${type}\n${debounce.key}` : concurrencyKey !== undefined ? `concurrency\n${concurrencyKey}` : rateLimitKey !== undefined ? `rate\n${rateLimitKey}` : null;
+    if (key === null) continue;
+    let best = active[0]!;
+    let bestWeight = -1;
+    for (const shard of active) {
+      const weight = fnv1a32(`${tenant}\n${key}\n${shard.id}`);
+      if (weight > bestWeight || (weight === bestWeight && shard.id < best.id)) [best, bestWeight] = [shard, weight];
+    }
+    item.shard = best.id;
+    item.reason = "key";
+    item.pinned = true;
   }
 }

@@ -16,7 +16,11 @@ function withoutDefaults(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(withoutDefaults);
   if (!node || typeof node !== "object") return node;
   const out: Json = {};
-  for (const [k, v] of Object.entries(node)) if (k !== "default") out[k] = withoutDefaults(v);
+  for (const [k, v] of Object.entries(node)) {
+    // The keys of `properties` are field names (a field may be called "default"), each a schema.
+    if (k === "properties" && v && typeof v === "object") out[k] = Object.fromEntries(Object.entries(v).map(([name, field]) => [name, withoutDefaults(field)]));
+    else if (k !== "default") out[k] = withoutDefaults(v);
+  }
   if ("default" in node) {
     const said = `Default: ${JSON.stringify((node as Json).default)}.`;
     out.description = typeof out.description === "string" ? `${out.description}. ${said}` : said;

@@ -20,6 +20,9 @@ export const TaskId = z.string().regex(TASK_ID, "not a task id").describe("a tas
 export const wellFormed = <S extends z.ZodString>(schema: S) =>
   schema.refine((s) => (s as string & { isWellFormed(): boolean }).isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
 
+/** A concurrency, rate or debounce key (submit fields, pool config keys). */
+export const GateKey = wellFormed(z.string().min(1).max(128));
+
 /** Integers in a range, from JSON or from a query string. */
 export const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
 export const queryIntIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AGENT_STATES, GOSSIP_TOPOLOGIES, SCHEDULINGS, STRATEGIES } from "../../contract/records.ts";
 import { TenantName } from "./auth.ts";
-import { intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
+import { GateKey, intIn, PoolName, queryIntIn, TaskId } from "./common.ts";
 import { Task, TaskStatus, TaskType } from "./tasks.ts";
 
 /** An index name (API.md, "Caches and vector indexes"): like a pool name. */
@@ -65,6 +65,12 @@ export const CacheConfigSchema = z
   })
   .meta({ id: "CacheConfig" });
 
+const MAX_GATE_KEYS = 1000;
+
+export const RateLimitSchema = z
+  .object({ limit: z.number().int(), periodMs: z.number().int() })
+  .meta({ id: "RateLimit" });
+
 export const PoolConfigSchema = z
   .object({
     strategy: Strategy,
@@ -78,6 +84,13 @@ export const PoolConfigSchema = z
     gossip: GossipSchema,
     cache: CacheConfigSchema,
     scheduling: z.enum(SCHEDULINGS).describe("serving order inside a priority: fair (round robin over fairnessKey by weight, the default) or fifo"),
+    concurrency: z
+      .object({
+        default: z.number().int().nullable().describe("limit of a concurrencyKey not in limits; null: none"),
+        limits: z.record(z.string(), z.number().int()).describe("most tasks of one tenant and key queued or leased at once"),
+      })
+      .meta({ id: "ConcurrencyConfig" }),
+    rateLimits: z.record(z.string(), RateLimitSchema).describe("most leases per periodMs of one tenant's tasks with the rateLimitKey"),
   })
   .meta({ id: "PoolConfig" });
 
@@ -91,6 +104,21 @@ export const PoolConfigPatch = z.strictObject({
   maxUnfinishedPerTenant: intIn(1, 100_000_000).optional(),
   requireClientCert: z.boolean().optional(),
   scheduling: z.enum(SCHEDULINGS).optional(),
+  concurrency: z
+    .strictObject({
+      default: intIn(1, 1_000_000).nullable().optional(),
+      limits: z
+        .record(GateKey, intIn(1, 1_000_000).nullable())
+        .refine((o) => Object.keys(o).length <= MAX_GATE_KEYS, `at most ${MAX_GATE_KEYS} keys`)
+        .optional()
+        .describe("null removes a key"),
+    })
+    .optional(),
+  rateLimits: z
+    .record(GateKey, z.strictObject({ limit: intIn(1, 1_000_000), periodMs: intIn(100, DAY_MS) }).nullable())
+    .refine((o) => Object.keys(o).length <= MAX_GATE_KEYS, `at most ${MAX_GATE_KEYS} keys`)
+    .optional()
+    .describe("null removes a key"),
   gossip: z
     .strictObject({
       intervalMs: intIn(100, 600_000).optional(),

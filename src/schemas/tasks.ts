@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { TASK_STATUSES } from "../../contract/records.ts";
 import { ExtendMs, LeaseToken, TaskErrorSchema } from "../../contract/wire/shapes.ts";
-import { intIn, PoolName, queryIntIn, ShardId, TaskId, Timestamp, wellFormed } from "./common.ts";
+import { GateKey, intIn, PoolName, queryIntIn, ShardId, TaskId, Timestamp, wellFormed } from "./common.ts";
 
 export { TaskErrorSchema } from "../../contract/wire/shapes.ts";
 
@@ -36,6 +36,17 @@ export const SubmitTask = z
     delayMs: intIn(0, THIRTY_DAYS_MS).default(0),
     dependsOn: z.array(TaskId).max(100).default([]).describe("ids of tasks in the same pool"),
     fairnessKey: wellFormed(z.string().min(1).max(128)).optional().describe("fair scheduling: tasks are served round robin over their keys (default the tenant)"),
+    concurrencyKey: GateKey.optional().describe("at most the pool's concurrency limit of the tenant's tasks with this key are queued or leased at once"),
+    rateLimitKey: GateKey.optional().describe("at most the pool's rateLimits[key].limit leases of the tenant's tasks with this key per periodMs"),
+    debounce: z
+      .strictObject({
+        key: GateKey,
+        delayMs: intIn(0, 3_600_000).describe("the task waits this long; a later submit of the same key moves its start again"),
+        maxWaitMs: intIn(0, 86_400_000).optional().describe("latest start after the first submit"),
+      })
+      .meta({ id: "Debounce" })
+      .optional()
+      .describe("while a task of the same tenant, pool, type and key was never leased, a submit replaces its payload and answers 200 with it"),
     cache: z.boolean().optional().describe("true: cacheable whatever the pool's cache.types say; false: never answered from or written to the cache"),
     cacheTags: z.array(z.string().min(1).max(64)).max(16).optional().describe("tags a purge can name (POST /v1/cache/purge)"),
     cacheVersion: z.string().max(128).optional().describe('part of the cache key (default ""): a new version misses by construction'),

@@ -146,6 +146,8 @@ describe("pool config", () => {
       scheduling: "fair",
       gossip: { intervalMs: 1000, fanout: 2, topology: "auto" },
       cache: { types: [], ttlMs: { l1: 3_600_000, l2: 86_400_000, l3: 604_800_000 }, semantic: { types: [], index: null, threshold: 0.95, model: null } },
+      concurrency: { default: null, limits: {} },
+      rateLimits: {},
     });
     const put = await api("PUT", `/v1/pools/${pool}/config`, { heartbeatIntervalMs: 2000, breaker: { cooldownMs: 10000 }, gossip: { fanout: 3 } });
     expect(put.status).toBe(200);

@@ -37,9 +37,10 @@ export function failAttempt(ctx: TaskContext, row: TaskRow, cause: FailureCause,
       row.seq,
     )
     .one();
-  ctx.moves.move("fail_attempt", row, row.status, outcome.status);
+  const became = ctx.moves.move("fail_attempt", row, row.status, outcome.status);
   ctx.timer(runAfter);
-  return ctx.record(updated);
+  // Held by a concurrency or rate key on its way back to the queue: the record is read again.
+  return ctx.record(became === outcome.status ? updated : ctx.rowBySeq(updated.seq));
 }
 
 /**

@@ -4,6 +4,7 @@ import type { StatsStore } from "../stats.ts";
 import type { EndedLease } from "../usage/ledger.ts";
 import type { StatusCountDeltas } from "./counts.ts";
 import { toRecord, type TaskRow } from "./rows.ts";
+import type { RateLimit } from "./gates.ts";
 import type { TaskMoves } from "./transitions.ts";
 
 /** What the task store is told by the rest of the pool. */
@@ -24,6 +25,10 @@ export interface TaskStoreOptions {
   leaseEnded?: (lease: EndedLease) => void;
   /** The pool's serving order inside a priority (tasks/fairness.ts): fair by key, or plain arrival order. */
   scheduling: () => "fair" | "fifo";
+  /** A concurrency key's limit (pool config `concurrency`), or null: unlimited. */
+  concurrencyLimit: (key: string) => number | null;
+  /** A rate key's limit (pool config `rateLimits`), or null: unlimited. */
+  rateLimit: (key: string) => RateLimit | null;
   /** Rows that referred to these R2 objects are gone (a purge): the objects go after the commit. */
   blobsReleased: (keys: readonly string[], now: number) => void;
 }

@@ -22,6 +22,7 @@ import { redrive } from "./redrive.ts";
 import * as settling from "./settle.ts";
 import { submit } from "./submit.ts";
 import * as timers from "./timers.ts";
+import { Gates } from "./gates.ts";
 import { TaskMoves } from "./transitions.ts";
 
 export type { TaskStoreOptions } from "./context.ts";
@@ -30,21 +31,26 @@ export { listQuery } from "./reads.ts";
 
 export class TaskStore {
   readonly counts: StatusCountDeltas;
+  /** Concurrency and rate keys (gates.ts). */
+  readonly gates: Gates;
   private readonly ctx: TaskContext;
 
   constructor(sql: SqlStorage, lanes: LaneStore, stats: StatsStore, emit: Emit, timer: (at: number | null) => void, opts: TaskStoreOptions) {
     this.counts = new StatusCountDeltas(sql);
+    this.gates = new Gates(sql, { concurrencyLimit: opts.concurrencyLimit, rateLimit: opts.rateLimit, timer });
     const leaseEnded = opts.leaseEnded;
     // Every lease that ends passes here once, whatever ended it (a row leased before leased_at existed has none).
     const moves = new TaskMoves(this.counts, emit, (t) => {
       if (leaseEnded === undefined || t.leased_at === null) return;
       if (t.lane === undefined || t.leased_at === undefined || t.lease_expires_at === undefined) throw new Error(`task ${t.id}: a lease ended without its lane and times`);
       leaseEnded({ tenant: t.tenant, leasedAt: t.leased_at, expiresAt: t.lease_expires_at, gpu: lanes.get(t.lane).requires.gpu });
-    });
+    }, this.gates);
+    this.gates.released = (row) => moves.move("release", row, "waiting", "queued");
     this.ctx = new TaskContext(sql, lanes, stats, this.counts, moves, timer, opts);
   }
 
   submit(principal: Principal, inputs: readonly TaskInput[], now: number): SubmitOutcome[] {
+    this.gates.now = now;
     return submit(this.ctx, principal, inputs, now);
   }
 
@@ -99,38 +105,47 @@ export class TaskStore {
   }
 
   leaseTo(assignments: readonly { seq: number; agentId: string }[], now: number): LeasedTask[] {
+    this.gates.now = now;
     return leases.leaseTo(this.ctx, assignments, now);
   }
 
   lease(agent: AgentFit & { agentId: string }, n: number, now: number): LeasedTask[] {
+    this.gates.now = now;
     return leases.lease(this.ctx, agent, n, now);
   }
 
   complete(principal: Principal, id: string, leaseToken: string, result: string, now: number): TaskRecord {
+    this.gates.now = now;
     return settling.complete(this.ctx, principal, id, leaseToken, result, now);
   }
 
   fail(principal: Principal, id: string, leaseToken: string, error: TaskError, retryable: boolean, now: number): TaskRecord {
+    this.gates.now = now;
     return settling.fail(this.ctx, principal, id, leaseToken, error, retryable, now);
   }
 
   extend(principal: Principal, id: string, leaseToken: string, extendMs: number | null, now: number): number {
+    this.gates.now = now;
     return settling.extend(this.ctx, principal, id, leaseToken, extendMs, now).expiresAt;
   }
 
   settle(principal: Principal, items: readonly Settlement[], now: number): SettlementResult[] {
+    this.gates.now = now;
     return settling.settle(this.ctx, principal, items, now);
   }
 
   cancel(principal: Principal, id: string, now: number): TaskRecord {
+    this.gates.now = now;
     return attempts.cancel(this.ctx, principal, id, now);
   }
 
   releaseAgent(agentId: string, reason: string, now: number): number {
+    this.gates.now = now;
     return attempts.releaseAgent(this.ctx, agentId, reason, now);
   }
 
   redrive(principal: Principal, ids: readonly string[] | null, now: number, limit: number, afterSeq = 0): ReturnType<typeof redrive> {
+    this.gates.now = now;
     return redrive(this.ctx, principal, ids, now, limit, afterSeq);
   }
 
@@ -141,6 +156,7 @@ export class TaskStore {
   // ---- moving between shards (a drain) ------------------------------------------------------------------
 
   exportMovable(targets: readonly number[], limit: number, now: number): number {
+    this.gates.now = now;
     return moving.exportMovable(this.ctx, targets, limit, now);
   }
 
@@ -153,10 +169,12 @@ export class TaskStore {
   }
 
   handedOver(ids: readonly string[], now: number): void {
+    this.gates.now = now;
     moving.handedOver(this.ctx, ids, now);
   }
 
   adopt(tasks: readonly MovingTask[], now: number): number {
+    this.gates.now = now;
     return moving.adopt(this.ctx, tasks, now);
   }
 
@@ -171,6 +189,7 @@ export class TaskStore {
   }
 
   purgeForwarding(now: number, limit: number): number {
+    this.gates.now = now;
     return moving.purgeForwarding(this.ctx, now, limit);
   }
 
@@ -179,6 +198,7 @@ export class TaskStore {
   }
 
   runTimers(now: number, limit?: number): number {
+    this.gates.now = now;
     return timers.runTimers(this.ctx, now, limit);
   }
 }

@@ -26,7 +26,8 @@ export function exportMovable(ctx: TaskContext, targets: readonly number[], limi
       id: row.id,
       tenant: row.tenant,
       type: row.type,
-      status: row.status as "queued" | "waiting",
+      // A held task is otherwise ready: the target's gates look at it again.
+      status: row.held === 1 ? "queued" : (row.status as "queued" | "waiting"),
       priority: row.priority,
       payload: row.payload,
       attempts: row.attempts,
@@ -39,6 +40,9 @@ export function exportMovable(ctx: TaskContext, targets: readonly number[], limi
       runAfter: row.run_after,
       createdAt: row.created_at,
       requires: ctx.lanes.get(row.lane).requires,
+      ...(row.fairness_key ? { fairnessKey: row.fairness_key as string } : {}),
+      ...(row.concurrency_key ? { concurrencyKey: row.concurrency_key as string } : {}),
+      ...(row.rate_key ? { rateLimitKey: row.rate_key as string } : {}),
     };
     // A cacheable task takes what its success must fill with it (cache/fills.ts).
     const fill = ctx.sql.exec<{ fill: string }>("SELECT fill FROM cache_fills WHERE task_id = ?", row.id).toArray()[0];
@@ -97,10 +101,11 @@ export function adopt(ctx: TaskContext, tasks: readonly MovingTask[], now: numbe
     if (ctx.row(t.id)) continue;
     const lane = ctx.lanes.resolve(t.tenant, t.requires);
     const insert = (key: string | null) =>
-      ctx.sql.exec(
+      ctx.sql.exec<TaskRow>(
         `INSERT OR IGNORE INTO tasks (id, lane, tenant, type, status, priority, payload, attempts, max_attempts, timeout_ms,
-           idempotency_key, depends_on, pending_deps, error, agent_id, run_after, timer_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
+           idempotency_key, depends_on, pending_deps, error, agent_id, run_after, timer_at, created_at, updated_at,
+           fairness_key, concurrency_key, rate_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         t.id,
         lane.id,
         t.tenant,
@@ -119,18 +124,19 @@ export function adopt(ctx: TaskContext, tasks: readonly MovingTask[], now: numbe
         t.status === "waiting" ? t.runAfter : null,
         t.createdAt,
         now,
+        t.fairnessKey ?? "",
+        t.concurrencyKey ?? "",
+        t.rateLimitKey ?? "",
       );
-    let cursor = insert(t.idempotencyKey);
-    cursor.toArray();
+    let row = insert(t.idempotencyKey).toArray()[0];
     // Another task of the tenant holds the same key here (a race the key index lost): the task is kept, not lost.
-    if (cursor.rowsWritten === 0) {
+    if (!row) {
       console.warn(`task ${t.id}: idempotency key already used on this shard; adopted without it`);
-      cursor = insert(null);
-      cursor.toArray();
+      row = insert(null).toArray()[0];
     }
-    if (cursor.rowsWritten === 0) continue;
+    if (!row) continue;
     if (t.cache) ctx.sql.exec("INSERT OR REPLACE INTO cache_fills (task_id, type, fill) VALUES (?, ?, ?)", t.id, t.type, JSON.stringify(t.cache));
-    ctx.moves.move("move_in", { id: t.id, tenant: t.tenant, agent_id: null }, null, t.status);
+    ctx.moves.move("move_in", row, null, t.status);
     if (t.status === "waiting") ctx.timer(t.runAfter);
     adopted++;
   }

@@ -2,6 +2,7 @@ import { ApiError, type FieldProblem } from "../../../contract/errors.ts";
 import { isFinal, type Principal, type SubmitOutcome, type TaskInput, type TaskRecord, type TaskStatus } from "../../../contract/records.ts";
 import { parseTaskId } from "../../../contract/ids.ts";
 import { newTaskId } from "../../../lib/random.ts";
+import { blobKeysOf } from "../../../lib/security/blob-refs.ts";
 import type { TaskContext } from "./context.ts";
 import { dependencyError, waitFor } from "./dependencies.ts";
 import { quotaExceeded } from "./quota.ts";
@@ -31,7 +32,8 @@ export function submit(ctx: TaskContext, principal: Principal, inputs: readonly 
     plain = [];
   };
   for (const [index, input] of inputs.entries()) {
-    if (input.idempotencyKey === null && input.dependsOn.length === 0 && input.id === undefined) {
+    const keyed = input.concurrencyKey !== undefined || input.rateLimitKey !== undefined || input.debounce !== undefined;
+    if (input.idempotencyKey === null && input.dependsOn.length === 0 && input.id === undefined && !keyed) {
       plain.push(input);
       continue;
     }
@@ -50,6 +52,13 @@ export function submit(ctx: TaskContext, principal: Principal, inputs: readonly 
       const existing = ctx.sql.exec<TaskRow>("SELECT * FROM tasks WHERE tenant = ? AND idempotency_key = ?", principal.tenant, input.idempotencyKey).toArray()[0];
       if (existing) {
         out.push({ task: ctx.record(existing), created: false });
+        continue;
+      }
+    }
+    if (input.debounce !== undefined) {
+      const same = debounced(ctx, principal.tenant, input, now);
+      if (same) {
+        out.push({ task: same, created: false });
         continue;
       }
     }
@@ -129,7 +138,8 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
   const lane = ctx.lanes.resolve(tenant, input.requires);
   const broken = deps.find((d) => d.status === "dead" || d.status === "cancelled");
   const pending = deps.filter((d) => !isFinal(d.status));
-  const runAfter = input.delayMs > 0 ? now + input.delayMs : null;
+  const delayMs = Math.max(input.delayMs, input.debounce?.delayMs ?? 0);
+  const runAfter = delayMs > 0 ? now + delayMs : null;
   let status: TaskStatus = "queued";
   let timerAt: number | null = null;
   let finishedAt: number | null = null;
@@ -146,8 +156,9 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
   const row = ctx.sql
     .exec<TaskRow>(
       `INSERT INTO tasks (id, lane, tenant, type, status, priority, payload, max_attempts, timeout_ms, idempotency_key,
-         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at, fairness_key)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+         depends_on, pending_deps, error, run_after, timer_at, created_at, updated_at, finished_at, fairness_key,
+         concurrency_key, rate_key, debounce_key, debounce_until)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       input.id ?? newTaskId(ctx.opts.pool, ctx.opts.shard),
       lane.id,
       tenant,
@@ -167,11 +178,56 @@ function insert(ctx: TaskContext, tenant: string, input: TaskInput, deps: readon
       now,
       finishedAt,
       input.fairnessKey ?? "",
+      input.concurrencyKey ?? "",
+      input.rateLimitKey ?? "",
+      input.debounce?.key ?? "",
+      input.debounce?.maxWaitMs === undefined ? null : now + input.debounce.maxWaitMs,
     )
     .one();
-  ctx.moves.move("submit", row, null, status);
+  const became = ctx.moves.move("submit", row, null, status);
   if (broken) ctx.stats.count("dead", 1);
   else waitFor(ctx, row.seq, pending);
   ctx.timer(timerAt);
-  return ctx.record(row);
+  // Held by a concurrency or rate key: the record is read again.
+  return ctx.record(became === status ? row : ctx.rowBySeq(row.seq));
+}
+
+/**
+ * A debounced submit (API.md): while a task of the same tenant, type and key was never leased, it takes the new
+ * payload and starts `delayMs` from now (never later than its first submit plus `maxWaitMs`). Answers that task,
+ * or undefined when there is none and a new task is inserted.
+ */
+function debounced(ctx: TaskContext, tenant: string, input: TaskInput, now: number): TaskRecord | undefined {
+  const debounce = input.debounce!;
+  const row = ctx.sql
+    .exec<TaskRow>(
+      `SELECT * FROM tasks INDEXED BY tasks_debounce WHERE debounce_key <> '' AND attempts = 0 AND status IN ('waiting', 'queued')
+         AND tenant = ? AND type = ? AND debounce_key = ? ORDER BY seq LIMIT 1`,
+      tenant,
+      input.type,
+      debounce.key,
+    )
+    .toArray()[0];
+  // Waiting on dependencies, it is not replaced: those are its own.
+  if (!row || row.pending_deps > 0) return undefined;
+  const until = row.debounce_until as number | null;
+  const runAfter = Math.min(now + Math.max(input.delayMs, debounce.delayMs), until ?? Number.POSITIVE_INFINITY);
+  const released = row.payload === input.payload ? [] : blobKeysOf([row.payload]);
+  const ready = runAfter <= now;
+  const updated = ctx.sql
+    .exec<TaskRow>(
+      `UPDATE tasks SET payload = ?1, run_after = ?2, timer_at = ?3, status = ?4, held = 0, updated_at = ?5 WHERE seq = ?6 RETURNING *`,
+      input.payload,
+      ready ? null : runAfter,
+      ready ? null : runAfter,
+      ready ? "queued" : "waiting",
+      now,
+      row.seq,
+    )
+    .one();
+  if (!ready) ctx.moves.move("debounce", row, row.status, "waiting");
+  else if (row.status === "waiting") ctx.moves.move("wake", row, "waiting", "queued");
+  ctx.timer(ready ? null : runAfter);
+  if (released.length > 0) ctx.opts.blobsReleased(released, now);
+  return ctx.record(ctx.rowBySeq(updated.seq));
 }

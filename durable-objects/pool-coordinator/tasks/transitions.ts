@@ -7,6 +7,7 @@
 import type { Emit } from "../../../contract/events.ts";
 import { isFinal, type TaskStatus } from "../../../contract/records.ts";
 import type { StatusCountDeltas } from "./counts.ts";
+import type { Gated, Gates } from "./gates.ts";
 
 export const TASK_TRANSITIONS = {
   /** A new task: ready, waiting (delay, dependencies), or dead at once (a dependency is dead or cancelled). */
@@ -24,6 +25,10 @@ export const TASK_TRANSITIONS = {
   cancel: { from: ["waiting", "queued", "leased"], to: ["cancelled"] },
   /** Out of the dead letter queue, attempts reset. */
   redrive: { from: ["dead"], to: ["queued", "waiting"] },
+  /** Its concurrency or rate key has room again (gates.ts): a held task is ready. */
+  release: { from: ["waiting"], to: ["queued"] },
+  /** A debounced submit of the same key: a task never leased waits again, its payload replaced. */
+  debounce: { from: ["waiting", "queued"], to: ["waiting"] },
   /** Finished and past retention: removed. */
   purge: { from: ["succeeded", "dead", "cancelled"], to: [null] },
   /** A draining shard hands a task that is not leased to another shard, which takes it as it was. */
@@ -38,8 +43,8 @@ export function allows(transition: TaskTransition, from: TaskStatus | null, to: 
   return rule.from.includes(from) && rule.to.includes(to);
 }
 
-/** What a move needs to know of the task. */
-export interface Moving {
+/** What a move needs to know of the task (a row of the tasks table has it all). */
+export interface Moving extends Gated {
   id: string;
   tenant: string;
   /** The agent holding the lease, when the task leaves `leased`. */
@@ -57,15 +62,25 @@ export class TaskMoves {
     private readonly emit: Emit,
     /** A lease ended (the task left `leased`): usage accounting (usage/ledger.ts). */
     private readonly leaseEnded: (task: Moving) => void = () => {},
+    /** Concurrency and rate keys: a task written `queued` without room is held instead (gates.ts). */
+    private readonly gates?: Gates,
   ) {}
 
-  move(transition: TaskTransition, task: Moving, from: TaskStatus | null, to: TaskStatus | null): void {
-    if (!allows(transition, from, to)) throw new Error(`task ${task.id}: ${transition} does not go from ${from} to ${to}`);
+  /**
+   * Notes a move the caller wrote. Answers where the task is now: `waiting` instead of `queued` when a gate of
+   * its keys held it (the caller's record of it is then out of date).
+   */
+  move(transition: TaskTransition, task: Moving, from: TaskStatus | null, wrote: TaskStatus | null): TaskStatus | null {
+    if (!allows(transition, from, wrote)) throw new Error(`task ${task.id}: ${transition} does not go from ${from} to ${wrote}`);
+    const to = wrote === "queued" && transition !== "release" && this.gates && !this.gates.admit(task) ? "waiting" : wrote;
     this.counts.moved(task.tenant, from, to);
     if (from === "leased" && task.agent_id !== null) this.emit({ type: "lease_released", agentId: task.agent_id });
     if (from === "leased") this.leaseEnded(task);
-    if (from === to) return;
-    if (to === "queued") this.emit({ type: "tasks_queued", count: 1 });
-    else if (to !== null && isFinal(to)) this.emit({ type: "task_finished", id: task.id, tenant: task.tenant, status: to });
+    if (from !== to) {
+      if (to === "queued") this.emit({ type: "tasks_queued", count: 1 });
+      else if (to !== null && isFinal(to)) this.emit({ type: "task_finished", id: task.id, tenant: task.tenant, status: to });
+    }
+    this.gates?.moved(task, from, to);
+    return to;
   }
 }
