@@ -7,8 +7,8 @@
 //            (the leased task's updatedAt, which the lease sets to the lease time). Goal: B's p99 10x lower
 //            with fair than with fifo.
 //   shares   tenants W2 (weight 2) and W1 (weight 1) each queue SHARE_BACKLOG tasks in a fresh fair pool before
-//            the agents start; the agents then lease SHARE_SERVED of them (fewer than either backlog, so both
-//            have backlog over every lease counted). share_error = max over the tenants of |served share -
+//            the agents start; the agents then lease SHARE_SERVED while each tenant keeps its backlog topped up
+//            (so both have backlog over every lease counted). share_error = max over the tenants of |served share -
 //            weight share|, as a fraction. Goal: within 0.05.
 //   workflow the workflow engine's overhead per step (bench/lib/workflow-chain.ts, as bench:workflows).
 //
@@ -27,12 +27,14 @@ import { workflowOverheadPerStep } from "./lib/workflow-chain.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, flood: { type: "string" }, "no-record": { type: "boolean", default: false } } });
 const QUICK = values.quick;
-const FLOOD = Number(values.flood ?? (QUICK ? 2000 : 10_000));
+const FLOOD = Number(values.flood ?? 10_000);
 if (!Number.isInteger(FLOOD) || FLOOD < 100) throw new Error("--flood must be an integer of at least 100");
 const PROBES = 100;
-const SHARE_BACKLOG = QUICK ? 1500 : 3000;
-const SHARE_SERVED = QUICK ? 1200 : 2400;
+const SHARE_BACKLOG = 2000;
+const SHARE_SERVED = QUICK ? 3000 : 9000;
 const WORKFLOW_RUNS = QUICK ? 5 : 10;
+/** Fair and fifo pools run alternately this many times (each a fresh pair of pools); B's delays are pooled. */
+const FLOOD_REPEATS = QUICK ? 1 : 3;
 const AGENTS = 2;
 const LEASE_MAX = 100;
 const BATCH = 1000;
@@ -110,6 +112,8 @@ async function until(what: string, cond: () => boolean, timeoutMs: number): Prom
 }
 
 interface FloodResult {
+  /** B's start delays, sorted */
+  delays: number[];
   p50: number;
   p99: number;
   max: number;
@@ -148,47 +152,69 @@ async function flood(admin: Api, a: Api, b: Api, scheduling: "fair" | "fifo", ta
     await agents.stop();
   }
   bDelays.sort((x, y) => x - y);
-  return { p50: percentile(bDelays, 0.5), p99: percentile(bDelays, 0.99), max: bDelays[bDelays.length - 1]!, leasedBefore, backlog, seconds: (performance.now() - started) / 1000 };
+  return { delays: bDelays, p50: percentile(bDelays, 0.5), p99: percentile(bDelays, 0.99), max: bDelays[bDelays.length - 1]!, leasedBefore, backlog, seconds: (performance.now() - started) / 1000 };
 }
 
 interface ShareResult {
   shareError: number;
   served: Record<string, number>;
   counted: number;
+  /** The least a tenant had queued (as this client saw it: answered submits minus leases seen) over the count. */
+  minBacklog: number;
 }
 
-/** Two tenants of weights 2 and 1 queue a backlog each, then the agents lease part of it. */
-async function shares(admin: Api, w2: Api, w1: Api, tag: string): Promise<ShareResult> {
+const TENANT_WEIGHTS: Record<string, number> = { "bench-w2": 2, "bench-w1": 1 };
+
+/**
+ * Two tenants of weights 2 and 1 each queue SHARE_BACKLOG tasks, then the agents start and lease SHARE_SERVED
+ * while each tenant keeps its backlog topped up (a batch of 1,000 whenever it has fewer than SHARE_BACKLOG
+ * queued), so both have backlog at every lease counted.
+ */
+async function shares(admin: Api, clients: Record<string, Api>, tag: string): Promise<ShareResult> {
   const pool = `fairbench-share-${tag}`;
+  const tenants = Object.keys(TENANT_WEIGHTS);
   await admin("PUT", `/v1/pools/${pool}/config`, { scheduling: "fair", heartbeatIntervalMs: 30_000 });
-  await admin("PUT", `/v1/pools/${pool}/tenants/bench-w2`, { weight: 2 });
-  await admin("PUT", `/v1/pools/${pool}/tenants/bench-w1`, { weight: 1 });
+  for (const t of tenants) await admin("PUT", `/v1/pools/${pool}/tenants/${t}`, { weight: TENANT_WEIGHTS[t] });
+  const submitted: Record<string, number> = Object.fromEntries(tenants.map((t) => [t, 0]));
+  const seen: Record<string, number> = Object.fromEntries(tenants.map((t) => [t, 0]));
   // Interleaved batches, so neither backlog is simply older than the other.
   for (let i = 0; i < SHARE_BACKLOG; i += BATCH) {
-    const n = Math.min(BATCH, SHARE_BACKLOG - i);
-    await submit(w2, pool, n);
-    await submit(w1, pool, n);
+    for (const t of tenants) {
+      const n = Math.min(BATCH, SHARE_BACKLOG - i);
+      await submit(clients[t]!, pool, n);
+      submitted[t]! += n;
+    }
   }
   const leases: Lease[] = [];
-  const agents = runAgents(admin, pool, (ls) => leases.push(...ls));
+  let minBacklog = Infinity;
+  const agents = runAgents(admin, pool, (ls) => {
+    leases.push(...ls);
+    for (const l of ls) seen[l.tenant] = (seen[l.tenant] ?? 0) + 1;
+    for (const t of tenants) minBacklog = Math.min(minBacklog, submitted[t]! - seen[t]!);
+  });
+  let done = false;
+  const producers = tenants.map(async (t) => {
+    while (!done) {
+      if (submitted[t]! - seen[t]! < SHARE_BACKLOG) {
+        await submit(clients[t]!, pool, BATCH);
+        submitted[t]! += BATCH;
+      } else await new Promise((r) => setTimeout(r, 10));
+    }
+  });
   try {
     await until(`shares: ${SHARE_SERVED} leases`, () => leases.length >= SHARE_SERVED, 120_000);
   } finally {
+    done = true;
     await agents.stop();
+    await Promise.all(producers);
   }
-  // The leases in the mesh's order, counted while both still had backlog (the agents may overshoot SHARE_SERVED
-  // by a lease or two; the backlogs are larger than what is counted, and a tenant's last task ends the count).
+  // The first SHARE_SERVED leases in the mesh's order (lease time, then the order inside one answer).
   leases.sort((x, y) => x.leasedAt - y.leasedAt || x.index - y.index);
-  const served: Record<string, number> = { "bench-w2": 0, "bench-w1": 0 };
-  let counted = 0;
-  for (const l of leases) {
-    if (served["bench-w2"]! >= SHARE_BACKLOG || served["bench-w1"]! >= SHARE_BACKLOG) break;
-    served[l.tenant] = (served[l.tenant] ?? 0) + 1;
-    counted++;
-  }
-  const weights: Record<string, number> = { "bench-w2": 2 / 3, "bench-w1": 1 / 3 };
-  const shareError = Math.max(...Object.keys(weights).map((t) => Math.abs(served[t]! / counted - weights[t]!)));
-  return { shareError, served, counted };
+  const counted = leases.slice(0, SHARE_SERVED);
+  const served: Record<string, number> = Object.fromEntries(tenants.map((t) => [t, counted.filter((l) => l.tenant === t).length]));
+  const total = tenants.reduce((a, t) => a + TENANT_WEIGHTS[t]!, 0);
+  const shareError = Math.max(...tenants.map((t) => Math.abs(served[t]! / counted.length - TENANT_WEIGHTS[t]! / total)));
+  return { shareError, served, counted: counted.length, minBacklog };
 }
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -235,7 +261,7 @@ async function main(): Promise<void> {
   const commit = commitOf(CODE_PATHS);
   console.log(`machine  ${machine}; load ${fmtLoad(loadBefore)}`);
   console.log(`commit   ${commit}`);
-  console.log(`plan     flood ${FLOOD} + ${PROBES} probes per scheduling, shares ${SHARE_SERVED} of 2 x ${SHARE_BACKLOG}, ${WORKFLOW_RUNS} workflow runs, ${AGENTS} HTTP agents`);
+  console.log(`plan     flood ${FLOOD} + ${PROBES} probes per scheduling, ${FLOOD_REPEATS}x, shares ${SHARE_SERVED} leases over backlogs of ${SHARE_BACKLOG}+ each, ${WORKFLOW_RUNS} workflow runs, ${AGENTS} HTTP agents`);
   const started = performance.now();
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
   const server = await startDevServer();
@@ -244,15 +270,28 @@ async function main(): Promise<void> {
     const admin = client(server.url, server.adminKey);
     const tag = Date.now().toString(36);
     const [a, b, w2, w1] = await Promise.all(["bench-a", "bench-b", "bench-w2", "bench-w1"].map(async (t) => client(server.url, await tenantKey(admin, t))));
-    const fair = await flood(admin, a!, b!, "fair", tag);
-    console.log(`fair     B start p50 ${fair.p50} ms, p99 ${fair.p99} ms, max ${fair.max} ms; A's backlog at B's submit ${fair.backlog}; B's last started after ${fair.leasedBefore} leases (${fair.seconds.toFixed(1)} s)`);
-    const fifo = await flood(admin, a!, b!, "fifo", tag);
-    console.log(`fifo     B start p50 ${fifo.p50} ms, p99 ${fifo.p99} ms, max ${fifo.max} ms; A's backlog at B's submit ${fifo.backlog}; B's last started after ${fifo.leasedBefore} leases (${fifo.seconds.toFixed(1)} s)`);
+    const runs: Record<"fair" | "fifo", FloodResult[]> = { fair: [], fifo: [] };
+    for (let r = 0; r < FLOOD_REPEATS; r++) {
+      for (const scheduling of ["fair", "fifo"] as const) {
+        const x = await flood(admin, a!, b!, scheduling, `${tag}-${r}`);
+        runs[scheduling].push(x);
+        console.log(
+          `${scheduling.padEnd(8)} B start p50 ${x.p50} ms, p99 ${x.p99} ms, max ${x.max} ms; A's backlog at B's submit ${x.backlog}; B's last started after ${x.leasedBefore} leases (${x.seconds.toFixed(1)} s)`,
+        );
+      }
+    }
+    // B's delays of all repeats together, per scheduling.
+    const pooled = (xs: FloodResult[]) => {
+      const d = xs.flatMap((x) => x.delays).sort((p, q) => p - q);
+      return { p50: percentile(d, 0.5), p99: percentile(d, 0.99), samples: d.length };
+    };
+    const fair = pooled(runs.fair);
+    const fifo = pooled(runs.fifo);
     const ratio = fifo.p99 / Math.max(1, fair.p99);
-    console.log(`ratio    B p99 fifo / fair ${ratio.toFixed(1)}x (goal >= 10x; fair p99 counted as at least 1 ms)`);
-    const share = await shares(admin, w2!, w1!, tag);
+    console.log(`ratio    B p99 fifo / fair ${ratio.toFixed(1)}x over ${fair.samples} probes each (goal >= 10x; fair p99 counted as at least 1 ms)`);
+    const share = await shares(admin, { "bench-w2": w2!, "bench-w1": w1! }, tag);
     console.log(
-      `shares   weight 2: ${share.served["bench-w2"]} (${((share.served["bench-w2"]! / share.counted) * 100).toFixed(2)}%), weight 1: ${share.served["bench-w1"]} (${((share.served["bench-w1"]! / share.counted) * 100).toFixed(2)}%) of ${share.counted} leases; share error ${share.shareError.toFixed(4)} (goal <= 0.05)`,
+      `shares   weight 2: ${share.served["bench-w2"]} (${((share.served["bench-w2"]! / share.counted) * 100).toFixed(2)}%), weight 1: ${share.served["bench-w1"]} (${((share.served["bench-w1"]! / share.counted) * 100).toFixed(2)}%) of ${share.counted} leases (least backlog of a tenant meanwhile: ${share.minBacklog}); share error ${share.shareError.toFixed(4)} (goal <= 0.05)`,
     );
     const wf = await workflowOverheadPerStep(server.url, server.adminKey, WORKFLOW_RUNS);
     console.log(`workflow ${wf.ms_per_step} ms per step (${wf.runs} runs of ${wf.steps} steps)`);
@@ -272,6 +311,7 @@ async function main(): Promise<void> {
       workflow_overhead_ms_per_step: wf.ms_per_step,
       quick: QUICK,
       probes: PROBES,
+      flood_repeats: FLOOD_REPEATS,
       b_p50_start_ms_fair: fair.p50,
       b_p50_start_ms_fifo: fifo.p50,
       p99_ratio: round(ratio, 1),
