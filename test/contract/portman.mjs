@@ -49,6 +49,13 @@ export const ORDER = [
   op("GET", "/v1/workflows/{id}/result"),
   op("POST", "/v1/workflows/{id}/cancel"),
   op("POST", "/v1/workflows/{id}/steps/{key}/retry"),
+  op("POST", "/v1/schedules"),
+  op("GET", "/v1/schedules"),
+  op("GET", "/v1/schedules/{id}"),
+  op("POST", "/v1/schedules/{id}/pause"),
+  op("POST", "/v1/schedules/{id}/resume"),
+  op("POST", "/v1/schedules/{id}/trigger"),
+  op("DELETE", "/v1/schedules/{id}"),
 ];
 
 const body = (operation, value) => ({ openApiOperation: operation, overwriteRequestBody: [{ key: ".", value, overwrite: true }] });
@@ -87,6 +94,7 @@ export function portmanConfig({ pool, tenant }) {
       assign(op("POST", "/v1/tasks"), { taskId: "id" }),
       assign(op("POST", "/v1/pools/{pool}/shards"), { shardId: "id" }),
       assign(op("POST", "/v1/workflows"), { workflowId: "id" }),
+      assign(op("POST", "/v1/schedules"), { scheduleId: "id" }),
       assign(op("POST", "/v1/pools/{pool}/agents/{agentId}/lease"), { leased0: "tasks[0].id", token0: "tasks[0].leaseToken", leased1: "tasks[1].id", token1: "tasks[1].leaseToken", leased2: "tasks[2].id", token2: "tasks[2].leaseToken" }),
     ],
     overwrites: [
@@ -139,6 +147,9 @@ export function portmanConfig({ pool, tenant }) {
       ...[op("GET", "/v1/workflows/{id}"), op("GET", "/v1/workflows/{id}/result"), op("POST", "/v1/workflows/{id}/cancel")].map((o) => path(o, { id: "{{workflowId}}" })),
       query(op("GET", "/v1/workflows/{id}/result"), { waitMs: "0" }),
       path(op("POST", "/v1/workflows/{id}/steps/{key}/retry"), { id: "{{workflowId}}", key: "a" }),
+      query(op("GET", "/v1/schedules"), { cursor: null, limit: "5" }),
+      body(op("POST", "/v1/schedules"), { name: "contract", cron: "*/5 * * * *", timezone: "Europe/Berlin", task: { type: `${pool}.work`, pool, payload: { n: 1 } }, overlap: "allow", catchUp: "skip" }),
+      ...[op("GET", "/v1/schedules/{id}"), op("POST", "/v1/schedules/{id}/pause"), op("POST", "/v1/schedules/{id}/resume"), op("POST", "/v1/schedules/{id}/trigger"), op("DELETE", "/v1/schedules/{id}")].map((o) => path(o, { id: "{{scheduleId}}" })),
     ],
     globals: {
       orderOfFolders: ["Tenants, keys, tokens, audit", "Tasks", "Agents and leases", "Pools", "Shards", "Vector indexes", "Cache", "Workflows", "System"],
